@@ -1,0 +1,5 @@
+"""``jno.utils``: helpers (``jno.utils.adaptive.weights``)."""
+
+from . import adaptive
+
+__all__ = ["adaptive"]

@@ -1,0 +1,3 @@
+"""``jno.utils.adaptive``: tracker-driven loss weights."""
+
+__all__ = ["weights"]

@@ -1,0 +1,223 @@
+"""What plugins see during a solve: :class:`SolveContext`.
+
+The context gives plugins the live parameters and points, a way to log metrics, and
+compiled building blocks shared by every plugin (so the gradient trackers share one
+per-constraint gradient matrix per fired epoch)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import expr as E
+from .compile import Env, evaluate, node_key, residual_of
+from .errors import MaskError
+from .masks import check_mask, flatten_selected, mask_size, unflatten_selected
+from .metrics import as_metrics
+
+__all__ = ["SolveContext", "ParamSelector"]
+
+
+class ParamSelector:
+    """Selects a subset of the parameters dict ``{trainable key: pytree}`` as a flat vector.
+
+    ``mask=None`` selects every parameter of every trained network/parameter; a bool pytree
+    matching one network's ``params`` (or ``module``) selects those leaves of that network.
+    """
+
+    def __init__(self, params: dict[str, Any], trained: Sequence[str], mask: Any = None, names: dict[str, str] | None = None) -> None:
+        self.keys = list(trained)
+        self.masks: dict[str, Any] = {k: None for k in self.keys}
+        if mask is not None:
+            matches = []
+            errors = []
+            for k in self.keys:
+                try:
+                    matches.append((k, check_mask(mask, params[k], owner=(names or {}).get(k, k))))
+                except MaskError as exc:
+                    errors.append(str(exc))
+            if not matches:
+                raise MaskError(
+                    "the mask matches none of the trained networks' parameters. "
+                    + (errors[0] if len(errors) == 1 else " | ".join(errors))
+                )
+            k, m = matches[0]
+            self.keys = [k]
+            self.masks = {k: m}
+        self.size = int(sum(mask_size(params[k], self.masks[k]) for k in self.keys))
+
+    def flatten(self, params: dict[str, Any]) -> jax.Array:
+        parts = [flatten_selected(params[k], self.masks[k]) for k in self.keys]
+        return jnp.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def unflatten(self, params: dict[str, Any], flat: jax.Array) -> dict[str, Any]:
+        out = dict(params)
+        i = 0
+        for k in self.keys:
+            n = mask_size(params[k], self.masks[k])
+            out[k] = unflatten_selected(params[k], self.masks[k], flat[i : i + n])
+            i += n
+        return out
+
+
+class SolveContext:
+    """The solve as plugins see it.
+
+    Attributes: ``crux`` (the :class:`~jno_core.core.Core`), ``run`` (the current
+    :class:`~jno_core.run.Run` or None), ``epoch`` (the global epoch), ``start_epoch`` and
+    ``end_epoch`` of this solve, ``constraints`` (the loss expressions), ``constraint_names``.
+    """
+
+    def __init__(self, crux: Any, run: Any, start_epoch: int, end_epoch: int, logger: Callable[[int, dict], None]) -> None:
+        self.crux = crux
+        self.run = run
+        self.start_epoch = start_epoch
+        self.end_epoch = end_epoch
+        self.epoch = start_epoch
+        self._logger = logger
+        self.stop_reason: str | None = None
+        self._memo: dict[Any, Any] = {}
+
+    # ------------------------------------------------------------------ state
+    @property
+    def params(self) -> dict[str, Any]:
+        """``{trainable key: params pytree}`` at :attr:`epoch` (device arrays)."""
+        return self.crux._state[0]
+
+    @property
+    def state(self) -> Any:
+        """The whole train state ``(params, opt_states, scheme_states, epoch)``."""
+        return self.crux._state
+
+    @property
+    def points(self) -> dict[str, jax.Array]:
+        return self.crux._points
+
+    @property
+    def inputs(self) -> dict[str, jax.Array]:
+        return self.crux._current_inputs()
+
+    @property
+    def weights(self) -> dict[str, jax.Array]:
+        return self.crux._current_weights(self.crux._state)
+
+    @property
+    def constraints(self) -> list[E.Placeholder]:
+        return list(self.crux.loss_terms)
+
+    @property
+    def constraint_names(self) -> list[str]:
+        return list(self.crux.constraint_names)
+
+    @property
+    def n_constraints(self) -> int:
+        return len(self.crux.loss_terms)
+
+    @property
+    def trained_keys(self) -> list[str]:
+        return list(self.crux.trained_keys)
+
+    # ------------------------------------------------------------------ actions
+    def log(self, metrics: dict[str, Any], step: int | None = None, source: str = "plugin") -> None:
+        """Send ``metrics`` to every sink at ``step`` (default: the current epoch)."""
+        self._logger(self.epoch if step is None else int(step), as_metrics(metrics, source=source))
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the solve at the end of the current chunk."""
+        self.stop_reason = reason
+
+    # ------------------------------------------------------------------ shared building blocks
+    def selector(self, mask: Any = None) -> ParamSelector:
+        """A :class:`ParamSelector` for ``mask`` (cached per mask object)."""
+        key = ("selector", id(mask))
+        if key not in self.crux._shared:
+            names = {k: t.name for k, t in self.crux.trainables.items()}
+            self.crux._shared[key] = (mask, ParamSelector(self.params, self.crux.trained_keys, mask, names))
+        return self.crux._shared[key][1]
+
+    def constraint_index(self, expr: E.Placeholder) -> int:
+        """The solver-side index of ``expr`` among the constraints, matched by identity and
+        else structurally (``.mse`` builds a new placeholder on each access)."""
+        for i, c in enumerate(self.crux.loss_terms):
+            if c is expr:
+                return i
+        k = node_key(expr)
+        for i, c in enumerate(self.crux.loss_terms):
+            if node_key(c) == k:
+                return i
+        raise ValueError(
+            f"{expr!r} is not one of the solver's constraints ({', '.join(self.constraint_names)}). "
+            "Pass the same expressions given to jno.core([...]) (assign them to variables first)."
+        )
+
+    def loss_vector(self, params: dict[str, Any], *, unweighted: bool = True, indices: Sequence[int] | None = None) -> jax.Array:
+        """Traceable: the constraint losses ``(N,)`` (or the selected ``indices``) at
+        ``params``; unweighted = weighting-scheme weights set to 1."""
+        env = Env(params, self.points, self.weights, self.inputs, unweighted=unweighted)
+        terms = self.crux.loss_terms if indices is None else [self.crux.loss_terms[i] for i in indices]
+        return jnp.stack([evaluate(c, env) for c in terms])
+
+    def total_loss(self, params: dict[str, Any]) -> jax.Array:
+        """Traceable: the training loss (weighted as in training) at ``params``."""
+        return jnp.sum(self.loss_vector(params, unweighted=False))
+
+    def compile(self, name: str, fn: Callable[..., Any], *example_args: Any) -> Callable[..., Any]:
+        """AOT-compile ``fn`` for ``example_args`` once per solve set-up and cache it under
+        ``name`` on the solver (recompiled only when argument shapes change)."""
+        shapes = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.result_type(a)), example_args)
+        key = ("compiled", name, str(jax.tree_util.tree_structure(example_args)), str(shapes))
+        hit = self.crux._shared.get(key)
+        if hit is None:
+            hit = jax.jit(fn).lower(*example_args).compile()
+            self.crux._shared[key] = hit
+        return hit
+
+    def gradient_matrix(self, mask: Any = None) -> np.ndarray:
+        """Per-constraint gradients ``G`` ``(N, P)`` of the unweighted constraint losses with
+        respect to the parameters selected by ``mask``, at the current epoch. Memoised per
+        epoch and mask, so every tracker asking at the same epoch shares one computation."""
+        sel = self.selector(mask)
+        memo_key = ("G", self.epoch, id(sel))
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        fn = self.prepare_gradient_matrix(mask)
+        G = np.asarray(fn(self.params, self.points, self.inputs))
+        self._memo = {k: v for k, v in self._memo.items() if k[1] == self.epoch}
+        self._memo[memo_key] = G
+        return G
+
+    def prepare_gradient_matrix(self, mask: Any = None) -> Callable[..., Any]:
+        """Compile (once) the function behind :meth:`gradient_matrix`; call it from
+        ``on_solve_begin`` so the first fire runs a warm kernel."""
+        sel = self.selector(mask)
+
+        def G_fn(params: dict[str, Any], points: dict[str, jax.Array], inputs: dict[str, jax.Array]) -> jax.Array:
+            def losses(theta: jax.Array) -> jax.Array:
+                p = sel.unflatten(params, theta)
+                env = Env(p, points, {}, inputs, unweighted=True)
+                return jnp.stack([evaluate(c, env) for c in self.crux.loss_terms])
+
+            return jax.jacrev(losses)(sel.flatten(params))
+
+        return self.compile(f"gradient_matrix:{id(sel)}", G_fn, self.params, self.points, self.inputs)
+
+    def residual_exprs(self, indices: Sequence[int] | None = None) -> list[E.Placeholder]:
+        """The pointwise residual field of each constraint (see
+        :func:`jno_core.compile.residual_of`)."""
+        idx = range(self.n_constraints) if indices is None else indices
+        return [residual_of(self.crux.loss_terms[i]) for i in idx]
+
+    def expr_fn(self, exprs: Sequence[E.Placeholder]) -> Callable[..., list[jax.Array]]:
+        """A traceable ``f(params, points, inputs, weights) -> [arrays]`` evaluating
+        ``exprs`` (pass ``ctx.params, ctx.points, ctx.inputs, ctx.weights``)."""
+        exprs = list(exprs)
+
+        def f(params: dict[str, Any], points: dict[str, jax.Array], inputs: dict[str, jax.Array],
+              weights: dict[str, jax.Array]) -> list[jax.Array]:
+            env = Env(params, points, weights, inputs, unweighted=False)
+            return [evaluate(e, env) for e in exprs]
+
+        return f

@@ -1,0 +1,534 @@
+"""The solver: ``crux = jno.core([...])``, ``crux.solve(epochs)``, ``crux.eval([...])``.
+
+The loop runs epochs on the device in chunks (one compiled ``lax.while_loop`` over a fixed
+per-chunk loss buffer, so any chunk length reuses one compilation) and returns to the host
+only at epochs where a plugin or tracker expression asked to run (``epoch % interval == 0``)
+or when the per-chunk buffer is full. Per-epoch losses come back once per chunk.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import expr as E
+from . import plugins as P
+from .compile import Env, evaluate, trainable_key
+from .context import SolveContext
+from .domain import point_set
+from .errors import ConfigError, JnoPluginError, NonFiniteLossError, ShapeError
+from .history import History, TrackerHistory
+from .metrics import Array, Scalar
+from .nn import Network
+from .parameter import TrainableParameter
+from .progress import Progress
+from .weighting import HostWeightPlaceholder, WeightPlaceholder
+
+__all__ = ["Core", "core"]
+
+
+def _check_positive_int(value: Any, what: str, example: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{what} must be a positive integer, received {value!r}; e.g. {example}.")
+    return int(value)
+
+
+class _MetricsBuffer:
+    """Metrics by step, delivered to the bus in step order once a step is complete."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.pending: dict[int, dict[str, Any]] = {}
+
+    def add(self, step: int, metrics: dict[str, Any]) -> None:
+        if self.bus is None:
+            return
+        self.pending.setdefault(step, {}).update(metrics)
+
+    def emit_before(self, step: int | None) -> None:
+        if self.bus is None:
+            return
+        for s in sorted(k for k in self.pending if step is None or k < step):
+            self.bus.put(s, self.pending.pop(s))
+
+
+class Core:
+    """A PINN problem: loss constraints, tracker expressions and their trainables.
+
+    :param constraints: loss expressions (each must evaluate to a scalar, e.g. ``pde.mse``)
+        and tracker expressions (``jno.numpy.tracker(...)`` / ``expr.tracker(n)``), which are
+        logged but not trained on.
+    :param chunk_size: the largest number of epochs run on the device between host visits.
+    """
+
+    def __init__(self, constraints: Sequence[Any], chunk_size: int = 1000) -> None:
+        if isinstance(constraints, E.Placeholder) or not isinstance(constraints, (list, tuple)):
+            raise TypeError(
+                "jno.core expects a list of constraint expressions, e.g. jno.core([pde.mse, "
+                f"bc.mse]); received {type(constraints).__name__}."
+            )
+        self.loss_terms: list[E.Placeholder] = []
+        self.tracker_exprs: list[E.TrackerExpr] = []
+        for i, c in enumerate(constraints):
+            c = E.as_expr(c)
+            (self.tracker_exprs if isinstance(c, E.TrackerExpr) else self.loss_terms).append(c)
+        if not self.loss_terms:
+            raise ValueError("jno.core needs at least one loss constraint (e.g. pde.mse).")
+        self.constraint_names = [f"constraint_{i}" for i in range(len(self.loss_terms))]
+        self.tracker_names = [t.name or f"tracker_{i}" for i, t in enumerate(self.tracker_exprs)]
+        self.chunk_size = _check_positive_int(chunk_size, "chunk_size", "chunk_size=1000")
+
+        nodes = E.walk(self.loss_terms + self.tracker_exprs)
+        loss_nodes = E.walk(self.loss_terms)
+        self.trainables: dict[str, Any] = {}
+        for n in nodes:
+            t = None
+            if isinstance(n, (E.NetworkCall, E.NetworkGradient)):
+                t = n.net
+            elif isinstance(n, TrainableParameter):
+                t = n
+            if t is not None:
+                self.trainables.setdefault(trainable_key(t), t)
+        trained = set()
+        for n in loss_nodes:
+            if isinstance(n, E.NetworkCall):
+                trained.add(trainable_key(n.net))
+            elif isinstance(n, TrainableParameter):
+                trained.add(trainable_key(n))
+        self.trained_keys = [k for k in self.trainables if k in trained]
+        self.point_keys = sorted({n.point_set for n in nodes if isinstance(n, E.Variable)})
+        self._points = {k: jnp.asarray(point_set(k).points) for k in self.point_keys}
+        self.schemes = {}
+        self.providers = {}
+        for n in nodes:
+            if isinstance(n, WeightPlaceholder):
+                self.schemes.setdefault(n.scheme.key, n.scheme)
+            elif isinstance(n, HostWeightPlaceholder):
+                self.providers.setdefault(n.provider.key, n.provider)
+        self.epoch = 0
+        self.history = History(list(self.constraint_names))
+        for name, t in zip(self.tracker_names, self.tracker_exprs):
+            self.history.trackers[name] = TrackerHistory(name, t.interval)
+        self._state: Any = None
+        self._chunk_fn: Any = None
+        self._tracker_fns: dict[int, Any] = {}
+        self._eval_cache: dict[Any, Any] = {}
+        self._shared: dict[Any, Any] = {}
+        self._solving = False
+
+    # ------------------------------------------------------------------ state
+    def _init_params(self) -> dict[str, Any]:
+        return {k: t.params for k, t in self.trainables.items()}
+
+    def _ensure_state(self) -> None:
+        if self._state is not None:
+            return
+        missing = [self.trainables[k].name for k in self.trained_keys if self.trainables[k].tx is None]
+        if missing:
+            raise ConfigError(
+                f"no optimizer set for {', '.join(repr(m) for m in missing)}; every trained network "
+                "or parameter needs one, e.g. jno.nn.wrap(module).optimizer(optax.adam(1e-3)) or "
+                "param.optimizer(optax.adam(1e-2))."
+            )
+        params = self._init_params()
+        opt = {k: self.trainables[k].tx.init(params[k]) for k in self.trained_keys}
+        self._check_shapes(params)
+        scheme_states = {}
+        if self.schemes:
+            env = Env(params, self._points, {}, self._current_inputs())
+            for k, s in self.schemes.items():
+                l0 = jnp.stack([evaluate(l, env) for l in s.losses])
+                scheme_states[k] = s.init(l0)
+        self._state = (params, opt, scheme_states, jnp.asarray(self.epoch, jnp.int32))
+
+    def _check_shapes(self, params: dict[str, Any]) -> None:
+        def shapes(p: Any) -> list[Any]:
+            env = Env(p, self._points, {}, self._current_inputs())
+            return [evaluate(c, env) for c in self.loss_terms]
+
+        out = jax.eval_shape(shapes, params)
+        for name, c, s in zip(self.constraint_names, self.loss_terms, out):
+            if s.shape != ():
+                raise ShapeError(
+                    f"{name} ({c.describe()}) evaluates to shape {s.shape}; a loss constraint must "
+                    "be a scalar. Reduce it, e.g. pde.mse instead of pde."
+                )
+
+    def _current_inputs(self) -> dict[str, jax.Array]:
+        out = {}
+        for k, prov in self.providers.items():
+            v = np.asarray(prov.current(), dtype=np.float32)
+            if v.shape != (prov.n,):
+                raise JnoPluginError(
+                    f"weight provider {prov.name!r} returned shape {v.shape}, expected ({prov.n},)."
+                )
+            out[k] = jnp.asarray(v)
+        return out
+
+    def _current_weights(self, state: Any) -> dict[str, jax.Array]:
+        if state is None:
+            return {}
+        return {k: s.weights(state[2][k]) for k, s in self.schemes.items()}
+
+    # ------------------------------------------------------------------ the compiled step
+    def _make_chunk(self) -> Any:
+        terms = self.loss_terms
+        trained = list(self.trained_keys)
+        txs = {k: self.trainables[k].tx for k in trained}
+        schemes = dict(self.schemes)
+        L = self.chunk_size
+        n_terms = len(terms)
+
+        def step(state: Any, points: Any, inputs: Any) -> tuple[Any, jax.Array]:
+            params, opt, wstates, epoch = state
+            weights = {k: s.weights(wstates[k]) for k, s in schemes.items()}
+
+            def loss_fn(p: Any) -> Any:
+                env = Env(p, points, weights, inputs)
+                vals = jnp.stack([evaluate(c, env) for c in terms])
+                sl = {k: jnp.stack([evaluate(l, env) for l in s.losses]) for k, s in schemes.items()}
+                return jnp.sum(vals), (vals, sl)
+
+            tp = {k: params[k] for k in trained}
+
+            def loss_trained(tp_: Any) -> Any:
+                return loss_fn({**params, **tp_})
+
+            (total, (vals, sl)), grads = jax.value_and_grad(loss_trained, has_aux=True)(tp)
+            new_params = dict(params)
+            new_opt = {}
+            for k in trained:
+                upd, new_opt[k] = txs[k].update(grads[k], opt[k], params[k])
+                new_params[k] = optax.apply_updates(params[k], upd)
+            new_w = {k: s.update(wstates[k], jax.lax.stop_gradient(sl[k]), epoch) for k, s in schemes.items()}
+            row = jnp.concatenate([
+                total[None], vals,
+                optax.global_norm(grads)[None], optax.global_norm(tp)[None],
+            ]).astype(jnp.float32)
+            return (new_params, new_opt, new_w, epoch + 1), row
+
+        def chunk(state: Any, points: Any, inputs: Any, n: jax.Array) -> Any:
+            buf = jnp.full((L, n_terms + 3), jnp.nan, jnp.float32)
+
+            def cond(c: Any) -> jax.Array:
+                return (c[0] < n) & c[3]
+
+            def body(c: Any) -> Any:
+                i, s, b, _ = c
+                s2, row = step(s, points, inputs)
+                ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
+                s_new = jax.tree_util.tree_map(lambda a, b_: jnp.where(ok, a, b_), s2, s)
+                b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
+                return i + 1, s_new, b, ok
+
+            i, s, b, ok = jax.lax.while_loop(cond, body, (jnp.int32(0), state, buf, jnp.bool_(True)))
+            return s, b, i, ok
+
+        return chunk
+
+    def _compile_chunk(self) -> float:
+        if self._chunk_fn is not None:
+            return 0.0
+        t0 = time.perf_counter()
+        fn = jax.jit(self._make_chunk())
+        self._chunk_fn = fn.lower(self._state, self._points, self._current_inputs(), jnp.int32(1)).compile()
+        return time.perf_counter() - t0
+
+    def _tracker_fn(self, i: int) -> Any:
+        fn = self._tracker_fns.get(i)
+        if fn is None:
+            t = self.tracker_exprs[i]
+
+            def f(params: Any, points: Any, inputs: Any, weights: Any) -> jax.Array:
+                return evaluate(t, Env(params, points, weights, inputs))
+
+            fn = jax.jit(f).lower(self._state[0], self._points, self._current_inputs(),
+                                  self._current_weights(self._state)).compile()
+            self._tracker_fns[i] = fn
+        return fn
+
+    # ------------------------------------------------------------------ solve
+    def solve(
+        self,
+        epochs: int,
+        callbacks: Sequence[Any] | None = None,
+        *,
+        progress: bool | None = None,
+        log_every: int = 10,
+        chunk_size: int | None = None,
+    ) -> History:
+        """Train for ``epochs`` epochs (continuing the epoch count and optimizer state of
+        earlier solves) and return the :class:`History` of this solve.
+
+        :param callbacks: plugin objects (trackers, checkpointing, ...) registered for this
+            solve; ``on_epoch`` fires at ``epoch % cb.interval == 0``.
+        :param progress: show a progress line (default: only on a terminal outside CI).
+        :param log_every: send the training metrics to the sinks every this many epochs.
+        :param chunk_size: cap on epochs per device chunk for this solve (``<=`` the
+            solver's ``chunk_size``).
+        """
+        epochs = _check_positive_int(epochs, "epochs", "crux.solve(2_000)")
+        log_every = _check_positive_int(log_every, "log_every", "log_every=10")
+        cap = self.chunk_size if chunk_size is None else min(
+            _check_positive_int(chunk_size, "chunk_size", "chunk_size=500"), self.chunk_size)
+        if self._solving:
+            raise RuntimeError("solve() is already running on this solver (re-entrant call).")
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            iv = getattr(cb, "interval", None)
+            if iv is not None and (isinstance(iv, bool) or not isinstance(iv, (int, np.integer)) or iv <= 0):
+                raise JnoPluginError(
+                    f"callback {P.plugin_name(cb)!r} has interval {iv!r}; expected a positive "
+                    "integer number of epochs."
+                )
+        from .run import current_run
+
+        run = current_run()
+        pm = P.get_plugin_manager()
+        self._ensure_state()
+        compile_time = self._compile_chunk()
+        start = self.epoch
+        end = start + epochs
+        hist = History(list(self.constraint_names))
+        for name, t in zip(self.tracker_names, self.tracker_exprs):
+            hist.trackers[name] = TrackerHistory(name, t.interval)
+        hist.compile_time = compile_time
+        bus = run.bus if run is not None else None
+        own_bus = None
+        log_sinks = [cb for cb in callbacks if hasattr(cb, "log_metrics")]
+        if log_sinks:
+            from .delivery import MetricsBus
+
+            if bus is None:
+                own_bus = bus = MetricsBus(strict=P.strict_mode())
+            for cb in log_sinks:
+                bus.add_sink(cb, P.plugin_name(cb))
+        buffer = _MetricsBuffer(bus)
+        ctx = SolveContext(self, run, start, end, buffer.add)
+        registered: list[Any] = []
+        self._solving = True
+        try:
+            for cb in callbacks:
+                if not pm.is_registered(cb):
+                    P.register_plugin(cb)
+                    registered.append(cb)
+            if run is not None:
+                run.config.setdefault("solves", []).append(self._describe(epochs, callbacks))
+                run.write_config()
+            t_begin = time.perf_counter()
+            pm.hook.on_solve_begin(ctx=ctx)
+            setup_time = time.perf_counter() - t_begin
+            hist.compile_time += setup_time
+            self._loop(ctx, hist, pm, callbacks, buffer, start, end, cap, log_every, progress, run)
+            ctx.epoch = self.epoch
+            pm.hook.on_solve_end(ctx=ctx, history=hist)
+        finally:
+            self._solving = False
+            self._sync_back()
+            buffer.emit_before(None)
+            if bus is not None:
+                try:
+                    bus.flush()
+                finally:
+                    for cb in log_sinks:
+                        bus._sinks = [(s, l) for s, l in bus._sinks if s is not cb]
+                    if own_bus is not None:
+                        own_bus.close()
+            for cb in registered:
+                P.unregister_plugin(cb)
+        self._merge_history(hist)
+        return hist
+
+    def _describe(self, epochs: int, callbacks: Sequence[Any]) -> dict[str, Any]:
+        return {
+            "start_epoch": self.epoch,
+            "epochs": epochs,
+            "constraints": [c.describe() for c in self.loss_terms],
+            "networks": {
+                t.name: {
+                    "type": type(getattr(t, "module", t)).__name__,
+                    "shapes": t.shapes() if isinstance(t, Network) else list(t.shape),
+                    "n_params": t.n_params(),
+                    "optimizer": t.tx_description,
+                }
+                for t in self.trainables.values()
+            },
+            "points": {k: list(v.shape) for k, v in self._points.items()},
+            "callbacks": [P.plugin_name(c) for c in callbacks],
+        }
+
+    def _next_fire(self, e: int, plugins_: Sequence[Any]) -> int | None:
+        best = None
+        for iv in [getattr(p, "interval", None) for p in plugins_] + [t.interval for t in self.tracker_exprs]:
+            if iv:
+                nxt = (e // iv + 1) * iv
+                best = nxt if best is None else min(best, nxt)
+        return best
+
+    def _fire(self, ctx: SolveContext, hist: History, pm: Any, plugins_: Sequence[Any], e: int, buffer: _MetricsBuffer) -> None:
+        ctx.epoch = e
+        ctx._memo = {}
+        for i, t in enumerate(self.tracker_exprs):
+            if e % t.interval == 0:
+                fn = self._tracker_fn(i)
+                v = np.asarray(fn(self._state[0], self._points, self._current_inputs(),
+                                  self._current_weights(self._state)))
+                name = self.tracker_names[i]
+                hist.trackers[name].append(e, v)
+                buffer.add(e, {f"tracker/{name}": Scalar(v) if v.size == 1 else Array(v)})
+        due = [p for p in plugins_ if getattr(p, "interval", None) and e % p.interval == 0]
+        for p in due:
+            hooks = getattr(p, "on_epoch", None)
+            if hooks is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                p.on_epoch(ctx=ctx, epoch=e)
+            except Exception as exc:
+                raise JnoPluginError(
+                    f"plugin {P.plugin_name(p)!r} failed in on_epoch at epoch {e}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            ms = (time.perf_counter() - t0) * 1e3
+            fire_times = getattr(p, "fire_times_ms", None)
+            if isinstance(fire_times, list):
+                fire_times.append(ms)
+
+    def _loop(self, ctx: SolveContext, hist: History, pm: Any, callbacks: Sequence[Any], buffer: _MetricsBuffer,
+              start: int, end: int, cap: int, log_every: int, progress: bool | None, run: Any) -> None:
+        plugins_ = [p for _, p in pm.list_name_plugin() if getattr(p, "interval", None)]
+        for cb in callbacks:
+            if cb not in plugins_ and getattr(cb, "interval", None):
+                plugins_.append(cb)
+        show = Progress(end - start, enabled=progress if progress is not None else (run.progress if run else None))
+        e = start
+        t_loop = time.perf_counter()
+        if e < end:
+            self._fire(ctx, hist, pm, plugins_, e, buffer)
+        n_terms = len(self.loss_terms)
+        while e < end:
+            nxt = self._next_fire(e, plugins_)
+            stop_at = min(end, e + cap, nxt if nxt is not None else end)
+            n = stop_at - e
+            t0 = time.perf_counter()
+            state, buf, n_done, ok = self._chunk_fn(self._state, self._points, self._current_inputs(), jnp.int32(n))
+            self._state = state
+            rows = np.asarray(buf)
+            n_done = int(n_done)
+            ok = bool(ok)
+            rows = rows[:n_done]
+            epochs_arr = np.arange(e, e + n_done)
+            hist._append(epochs_arr, rows)
+            dt = time.perf_counter() - t0
+            ep_s = n_done / dt if dt > 0 else float("inf")
+            for j in range(n_done):
+                ep = e + j
+                if ep % log_every == 0 or not ok and j == n_done - 1:
+                    m = {"loss/total": Scalar(rows[j, 0])}
+                    for i in range(n_terms):
+                        m[f"loss/{self.constraint_names[i]}"] = Scalar(rows[j, 1 + i])
+                    m["train/grad_norm"] = Scalar(rows[j, -2])
+                    m["train/param_norm"] = Scalar(rows[j, -1])
+                    buffer.add(ep, m)
+            buffer.add(e + max(n_done - 1, 0), {"perf/epochs_per_s": Scalar(ep_s)})
+            if not ok:
+                self.epoch = e + n_done - 1
+                ctx.epoch = self.epoch
+                bad = [self.constraint_names[i] for i in range(n_terms) if not np.isfinite(rows[-1, 1 + i])]
+                msg = (
+                    f"non-finite loss at epoch {self.epoch} in {', '.join(bad) or 'the total loss'} "
+                    f"({rows[-1, 0]!r}); training stopped there and the parameters are those before "
+                    "that step. The history up to that epoch is kept. Lower the learning rate or "
+                    "check the constraint for divisions by zero / logs of negatives."
+                )
+                hist.stopped = msg
+                buffer.emit_before(None)
+                if P.strict_mode():
+                    hist.wall_time += time.perf_counter() - t_loop
+                    self._merge_history(hist)
+                    raise NonFiniteLossError(msg)
+                warnings.warn(msg, RuntimeWarning, stacklevel=3)
+                break
+            e = e + n_done
+            self.epoch = e
+            ctx.epoch = e
+            pm.hook.on_chunk_end(ctx=ctx, epochs=epochs_arr, losses=rows[:, : n_terms + 1])
+            buffer.emit_before(e)
+            show.update(e - start, float(rows[-1, 0]), ep_s)
+            if ctx.stop_reason:
+                hist.stopped = ctx.stop_reason
+                break
+            if e < end:
+                self._fire(ctx, hist, pm, plugins_, e, buffer)
+        show.close()
+        hist.wall_time += time.perf_counter() - t_loop
+
+    def _sync_back(self) -> None:
+        """Write the trained values back to the networks and parameters (so ``eval`` and
+        new solvers see them)."""
+        if self._state is None:
+            return
+        import equinox as eqx
+
+        for k, t in self.trainables.items():
+            p = self._state[0][k]
+            if isinstance(t, Network):
+                t.module = eqx.combine(p, t.static)
+            else:
+                t.initial = p
+
+    def _merge_history(self, hist: History) -> None:
+        self.history._epochs.extend(hist._epochs)
+        self.history._rows.extend(hist._rows)
+        for name, th in hist.trackers.items():
+            for ep, v in zip(th.epochs, th._values):
+                self.history.trackers[name].append(ep, v)
+        self.history.wall_time += hist.wall_time
+        self.history.compile_time += hist.compile_time
+        self.history.stopped = hist.stopped
+
+    # ------------------------------------------------------------------ eval
+    def eval(self, exprs: Sequence[Any] | Any) -> list[np.ndarray] | np.ndarray:
+        """Evaluate expressions at the current parameters (never advancing any state).
+
+        A list gives a list of arrays; fields come without the batch axis (``(N, ...)``), as
+        do single expressions (the spec's ``[J] = crux.eval([J_expr])``). A bare expression
+        (not in a list) returns its array.
+        """
+        single = not isinstance(exprs, (list, tuple))
+        items = [E.as_expr(x) for x in ([exprs] if single else exprs)]
+        state_params = self._state[0] if self._state is not None else {}
+        params: dict[str, Any] = {}
+        for n in E.walk(items):
+            t = n.net if isinstance(n, (E.NetworkCall, E.NetworkGradient)) else (
+                n if isinstance(n, TrainableParameter) else None)
+            if t is not None:
+                k = trainable_key(t)
+                params[k] = state_params[k] if k in state_params else t.params
+        points = dict(self._points)
+        for n in E.walk(items):
+            if isinstance(n, E.Variable) and n.point_set not in points:
+                points[n.point_set] = jnp.asarray(point_set(n.point_set).points)
+        key = tuple(id(x) for x in items)
+        hit = self._eval_cache.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[1], items)):
+            def f(p: Any, pts: Any, inputs: Any, weights: Any) -> list[jax.Array]:
+                env = Env(p, pts, weights, inputs)
+                return [evaluate(x, env) for x in items]
+
+            hit = (jax.jit(f), items)
+            self._eval_cache[key] = hit
+        out = hit[0](params, points, self._current_inputs(), self._current_weights(self._state))
+        arrays = [np.asarray(a) for a in out]
+        return arrays[0] if single else arrays
+
+
+def core(constraints: Sequence[Any], **kwargs: Any) -> Core:
+    """``jno.core([pde.mse, bc.mse, tracker, ...])``: build a solver."""
+    return Core(constraints, **kwargs)

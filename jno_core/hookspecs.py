@@ -1,0 +1,165 @@
+"""The jno hook contract (pluggy project name ``"jno"``).
+
+Every diagnostic, metrics sink, loss-weighting scheme and training-control callback is a
+pluggy plugin implementing some of the hooks below. Plugins are found through the entry-point
+group ``"jno"`` (see :mod:`jno_core.plugins`) or passed to ``solve(callbacks=[...])``, which
+registers them for the duration of that solve.
+
+Threads: hooks marked *training thread* run in the thread that called ``solve()`` between
+device chunks, so time spent in them is time the device is idle. ``log_metrics``,
+``save_checkpoint`` (for sinks), ``flush_metrics`` and ``close_run`` run on the metrics delivery
+thread, off the training loop; they may block (network, disk) without slowing training, up to
+the bounded queue's capacity.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import pluggy
+
+__all__ = ["PROJECT_NAME", "hookspec", "hookimpl", "JnoSpec"]
+
+PROJECT_NAME = "jno"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class JnoSpec:
+    """Hook specifications. Each method documents one hook."""
+
+    # ------------------------------------------------------------------ registration
+    @hookspec
+    def jno_register_trackers(self, register: Callable[..., None]) -> None:
+        """Register tracker (diagnostic callback) factories by name.
+
+        Called once, the first time a registry is needed (lazily, on the calling thread).
+        Names appear as ``jno.trackers.<name>`` and ``jno.callbacks.<name>`` (the same object).
+
+        :param register: ``register(name, factory)``; ``factory(**kwargs)`` returns a tracker
+            object (see :class:`jno_core.tracker.Tracker`). Registering a name another plugin
+            already registered is an error naming both plugins.
+        Must not block.
+        """
+
+    @hookspec
+    def jno_register_callbacks(self, register: Callable[..., None]) -> None:
+        """Register training-control callback factories (checkpointing, early stopping).
+
+        Called once, lazily, like :meth:`jno_register_trackers`; names share the
+        ``jno.callbacks`` namespace with trackers.
+
+        :param register: ``register(name, factory)``.
+        Must not block.
+        """
+
+    @hookspec
+    def jno_register_sinks(self, register: Callable[..., None]) -> None:
+        """Register metrics sink factories by name (the names used in ``jno.setup(sinks=[...])``,
+        ``JNO_SINKS`` and ``jno.toml``).
+
+        Called once, lazily, on the calling thread.
+
+        :param register: ``register(name, factory)``; ``factory(run)`` receives the
+            :class:`jno_core.run.Run` and returns a plugin object implementing
+            ``log_metrics`` (and optionally ``save_checkpoint``, ``flush_metrics``,
+            ``close_run``).
+        Must not block.
+        """
+
+    @hookspec
+    def jno_register_weightings(self, register: Callable[..., None]) -> None:
+        """Register loss-weighting scheme factories by name; they appear as
+        ``jno.fn.adaptive.<name>``.
+
+        Called once, lazily, on the calling thread.
+
+        :param register: ``register(name, factory)``; ``factory(losses, **kwargs)`` returns
+            weight placeholders backed by a pure ``init``/``update`` pair
+            (see :class:`jno_core.weighting.WeightingScheme`).
+        Must not block.
+        """
+
+    # ------------------------------------------------------------------ the solve loop
+    @hookspec
+    def on_solve_begin(self, ctx: Any) -> None:
+        """Called once per ``solve()``, after the train step is compiled and before the first
+        epoch runs. Plugins compile their own functions here against ``ctx``'s live parameter
+        shapes, so their first ``on_epoch`` runs a warm kernel.
+
+        :param ctx: the :class:`jno_core.context.SolveContext` of this solve.
+        Training thread; may block (compilation), which counts as set-up time, not epoch time.
+        """
+
+    @hookspec
+    def on_epoch(self, ctx: Any, epoch: int) -> None:
+        """Called at the epochs a plugin asked for: ``epoch % plugin.interval == 0``, with the
+        parameters that epoch's step starts from (the loss of ``history`` at ``epoch`` is
+        computed from the same parameters). A plugin without an ``interval`` attribute is not
+        called. Only the due plugins are called, in registration order.
+
+        :param ctx: the :class:`jno_core.context.SolveContext`; ``ctx.params`` are the
+            parameters at ``epoch``. ``ctx.log(metrics)`` sends metrics to every sink.
+        :param epoch: the global epoch (continues across repeated ``solve()`` calls).
+        Training thread; blocking here stalls training.
+        """
+
+    @hookspec
+    def on_chunk_end(self, ctx: Any, epochs: Any, losses: Any) -> None:
+        """Called after every device chunk with the per-epoch losses of the chunk, already on
+        the host (no extra device-to-host copy). Early stopping and checkpointing decide here.
+
+        :param ctx: the :class:`jno_core.context.SolveContext`.
+        :param epochs: ``numpy`` int array ``(L,)`` of the chunk's global epochs.
+        :param losses: ``numpy`` float array ``(L, 1 + N)``: total loss then each constraint's.
+        Training thread; may call ``ctx.request_stop(reason)``.
+        """
+
+    @hookspec
+    def on_solve_end(self, ctx: Any, history: Any) -> None:
+        """Called once when ``solve()`` finishes (also after a non-finite stop or early stop),
+        after the last chunk's metrics were queued and before they are flushed.
+
+        :param ctx: the :class:`jno_core.context.SolveContext`.
+        :param history: the :class:`jno_core.history.History` about to be returned.
+        Training thread.
+        """
+
+    # ------------------------------------------------------------------ sinks
+    @hookspec
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Deliver metrics to a sink. The only way metrics leave the core.
+
+        :param step: a monotone step counter shared by every sink (the global epoch the values
+            belong to); it continues across repeated ``solve()`` calls. Calls arrive in
+            non-decreasing ``step`` order; several calls may carry the same step.
+        :param metrics: ``{key: MetricValue}`` with :mod:`jno_core.metrics` types.
+        Metrics delivery thread; may block. An exception is reported once, naming the
+        plugin, and the other sinks still receive the metrics (strict mode re-raises).
+        """
+
+    @hookspec
+    def save_checkpoint(self, path: str, epoch: int, metadata: Mapping[str, Any]) -> None:
+        """A checkpoint was written (atomically) to ``path``. Sinks may upload it (the W&B
+        sink logs it as a versioned artifact of type ``checkpoint``).
+
+        :param path: the checkpoint directory, complete on disk.
+        :param epoch: the epoch it holds.
+        :param metadata: ``epoch``, ``total_loss``, ``individual_losses``, ``checkpoint_dir``,
+            ``timestamp`` (and ``best_value`` when ``best_fn`` is set).
+        Metrics delivery thread (ordered with ``log_metrics``); may block.
+        """
+
+    @hookspec
+    def flush_metrics(self) -> None:
+        """Everything queued so far was delivered: write buffers out.
+
+        Called at the end of every ``solve()`` and before ``close_run``.
+        Metrics delivery thread; may block.
+        """
+
+    @hookspec
+    def close_run(self) -> None:
+        """The run ends (``jno.finish()``, a new ``jno.setup()``, or interpreter exit): close
+        files and remote runs. Metrics delivery thread; may block.
+        """

@@ -1,0 +1,198 @@
+"""Run set-up: ``jno.setup(__file__, ...)`` creates the run directory, writes ``config.json``
+and opens the configured metrics sinks (see :mod:`jno_core.sinkconfig` for how sinks are
+chosen)."""
+
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import attrs
+
+from . import plugins
+from .delivery import MetricsBus
+
+__all__ = ["Run", "RunPath", "setup", "current_run", "finish", "package_versions"]
+
+_current: "Run | None" = None
+_lock = threading.Lock()
+
+
+def package_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("jno-core", "jax", "jaxlib", "equinox", "optax", "numpy", "pluggy", "foundax",
+                 "wandb", "tensorboardX"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+class RunPath(str):
+    """The run directory as a ``str`` (the spec writes ``f"{dire}/checkpoints"``) with the
+    :class:`Run` attached as ``.run``."""
+
+    run: "Run"
+
+
+@attrs.define(eq=False)
+class Run:
+    """One experiment: its directory, config, sinks and metrics bus."""
+
+    dir: Path
+    name: str
+    script: str | None
+    config: dict[str, Any]
+    sink_names: list[str]
+    sink_options: dict[str, Any]
+    strict: bool = False
+    progress: bool | None = None
+    sinks: list[Any] = attrs.field(factory=list)
+    bus: MetricsBus | None = None
+    step: int = -1  # last step delivered; sinks see monotone steps
+    closed: bool = False
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config.json"
+
+    def write_config(self) -> None:
+        tmp = self.config_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, self.config_path)
+
+    def update_config(self, **entries: Any) -> None:
+        self.config.update(entries)
+        self.write_config()
+
+    def close(self) -> None:
+        """Flush and close every sink (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.bus is not None:
+            self.bus.close()
+        for s in self.sinks:
+            plugins.unregister_plugin(s)
+
+
+def _timestamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def setup(
+    file: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    *,
+    sinks: Sequence[str] | str | None = None,
+    wandb: bool | Mapping[str, Any] | None = None,
+    tensorboard: bool | Mapping[str, Any] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    strict: bool | None = None,
+    progress: bool | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> RunPath:
+    """Create the run directory ``<root>/<script stem>/<name or timestamp>`` (``root``
+    defaults to ``runs`` in the working directory), write ``config.json`` and open sinks.
+
+    :param file: the calling script (``__file__``); its stem names the run group.
+    :param name: the run's folder name (default: a timestamp).
+    :param sinks: sink plugin names, e.g. ``["csv", "tensorboard"]``; ``"none"`` disables all.
+    :param wandb: ``True`` adds the W&B sink; a dict also goes to ``wandb.init`` (its keys win).
+    :param tensorboard: ``True`` adds the TensorBoard sink (a dict: its options).
+    :param seed: recorded in ``config.json`` (the spec's scripts seed their own keys).
+    :param strict: re-raise sink and plugin errors instead of reporting them.
+    :param progress: force the progress display on/off (default: only on a terminal, not CI).
+    :param config: extra user entries stored under ``"user"`` in ``config.json``.
+    :returns: the run directory as a :class:`RunPath` (a ``str``).
+    """
+    from .sinkconfig import resolve_sinks
+
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.close()
+            _current = None
+    if strict is not None:
+        plugins.set_strict(strict)
+    script = str(Path(file).resolve()) if file else None
+    stem = Path(file).stem if file else "jno"
+    base = Path(root) if root is not None else Path.cwd() / "runs"
+    run_name = name or _timestamp()
+    run_dir = base / stem / run_name
+    if name is None:
+        i = 1
+        while run_dir.exists():
+            run_dir = base / stem / f"{run_name}-{i}"
+            i += 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
+    import jax
+
+    cfg: dict[str, Any] = {
+        "script": script,
+        "argv": list(sys.argv),
+        "name": run_name,
+        "project": stem,
+        "run_dir": str(run_dir.resolve()),
+        "created": _dt.datetime.now().isoformat(),
+        "seed": seed,
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "devices": [str(d) for d in jax.devices()],
+        "sinks": names,
+        "sink_options": {k: v for k, v in options.items()},
+        "user": dict(config or {}),
+        "solves": [],
+    }
+    run = Run(
+        dir=run_dir.resolve(),
+        name=run_name,
+        script=script,
+        config=cfg,
+        sink_names=names,
+        sink_options=options,
+        strict=plugins.strict_mode(),
+        progress=progress,
+    )
+    run.write_config()
+    run.bus = MetricsBus(strict=run.strict)
+    for sink_name in names:
+        entry = plugins.lookup("sinks", sink_name, namespace="sink")
+        sink = entry.factory(run)
+        plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
+        run.sinks.append(sink)
+        run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
+    with _lock:
+        _current = run
+    out = RunPath(str(run.dir))
+    out.run = run
+    return out
+
+
+def current_run() -> Run | None:
+    """The run opened by the last :func:`setup` (None before)."""
+    return _current
+
+
+def finish() -> None:
+    """Flush and close the current run's sinks (also done at interpreter exit)."""
+    global _current
+    with _lock:
+        run, _current = _current, None
+    if run is not None:
+        run.close()
+
+
+atexit.register(finish)

@@ -1,0 +1,88 @@
+"""Which sinks a run uses.
+
+Precedence (first that applies wins):
+
+1. ``jno.setup(sinks=[...])`` (``"none"`` disables all);
+2. the environment variable ``JNO_SINKS=csv,tensorboard`` (``none`` disables all);
+3. ``jno.toml`` in the working directory (``sinks = [...]``), else ``[tool.jno]`` in
+   ``pyproject.toml`` there;
+4. the default: ``["csv"]`` (local, no account, no server).
+
+``wandb=True`` / ``wandb={...}`` and ``tensorboard=True`` add their sink to whatever the
+above chose (unless it is ``none``). Options for a sink come from ``jno.setup`` (``wandb={...}``)
+over the config file's ``[sink_options.<name>]`` table.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import ConfigError
+
+__all__ = ["resolve_sinks", "read_config_file"]
+
+
+def read_config_file(cwd: Path | None = None) -> dict[str, Any]:
+    """The ``jno.toml`` table, else ``[tool.jno]`` of ``pyproject.toml``, else ``{}``."""
+    cwd = cwd or Path.cwd()
+    f = cwd / "jno.toml"
+    if f.is_file():
+        with f.open("rb") as fh:
+            return tomllib.load(fh)
+    p = cwd / "pyproject.toml"
+    if p.is_file():
+        with p.open("rb") as fh:
+            return tomllib.load(fh).get("tool", {}).get("jno", {})
+    return {}
+
+
+def _as_list(v: Any, where: str) -> list[str]:
+    if isinstance(v, str):
+        return [s.strip() for s in v.split(",") if s.strip()]
+    if isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v):
+        return list(v)
+    raise ConfigError(
+        f"{where} must name sinks as a list of strings (e.g. ['csv', 'tensorboard']), "
+        f"received {v!r}."
+    )
+
+
+def resolve_sinks(
+    *,
+    sinks: Sequence[str] | str | None = None,
+    wandb: bool | Mapping[str, Any] | None = None,
+    tensorboard: bool | Mapping[str, Any] | None = None,
+    project: str = "jno",
+) -> tuple[list[str], dict[str, Any]]:
+    """Return the sink names and per-sink options for a run (see the module docstring)."""
+    file_cfg = read_config_file()
+    options: dict[str, Any] = {
+        k: dict(v) for k, v in (file_cfg.get("sink_options", {}) or {}).items()
+    }
+    if sinks is not None:
+        names = _as_list(sinks, "jno.setup(sinks=...)")
+    elif os.environ.get("JNO_SINKS") is not None:
+        names = _as_list(os.environ["JNO_SINKS"], "JNO_SINKS")
+    elif "sinks" in file_cfg:
+        names = _as_list(file_cfg["sinks"], "the sinks entry of jno.toml / [tool.jno]")
+    else:
+        names = ["csv"]
+    if [n.lower() for n in names] == ["none"] or not names:
+        return [], options
+    if "none" in names:
+        raise ConfigError(f"'none' cannot be combined with other sinks, received {names!r}.")
+    for flag, sink in ((wandb, "wandb"), (tensorboard, "tensorboard")):
+        if flag:
+            if sink not in names:
+                names.append(sink)
+            if isinstance(flag, Mapping):
+                options[sink] = {**options.get(sink, {}), **dict(flag)}
+    options.setdefault("wandb", {}).setdefault("project", project)
+    seen: list[str] = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return seen, options
