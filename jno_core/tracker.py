@@ -1,0 +1,96 @@
+"""Base class for diagnostic trackers (plugins implement :meth:`Tracker.prepare`,
+:meth:`Tracker.compute` and :meth:`Tracker.metrics`).
+
+Life cycle: ``on_solve_begin`` calls :meth:`prepare` (compile against live shapes, so the
+first fire is warm); ``on_epoch`` (at ``epoch % interval == 0``) calls :meth:`compute`, stores
+the value in :attr:`value` / :attr:`latest_epoch`, appends it to the history behind
+:attr:`result`, and logs :meth:`metrics` plus the fire's duration in milliseconds under
+``explainability/time_ms/<name>``. Trackers never modify the train state.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .hookspecs import hookimpl
+
+__all__ = ["Tracker"]
+
+
+class Tracker:
+    """A diagnostic plugin object. Subclasses set :attr:`name` and :attr:`result_keys`."""
+
+    #: plugin/registry name, used in errors and the timing metric
+    name: str = "tracker"
+    #: keys of the per-fire value that are stacked into :attr:`result`
+    result_keys: tuple[str, ...] = ()
+
+    def __init__(self, interval: int = 100) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval <= 0:
+            raise ValueError(
+                f"{self.name}: interval must be a positive integer number of epochs, received "
+                f"{interval!r}; e.g. interval=100."
+            )
+        self.interval = int(interval)
+        self.value: dict[str, Any] | None = None
+        self.latest_epoch: int | None = None
+        self.fire_times_ms: list[float] = []
+        self._epochs: list[int] = []
+        self._history: dict[str, list[np.ndarray]] = {k: [] for k in self.result_keys}
+        self._static_result: dict[str, np.ndarray] = {}
+
+    @property
+    def plugin_name(self) -> str:
+        return self.name
+
+    # ------------------------------------------------------------------ to implement
+    def prepare(self, ctx: Any) -> None:
+        """Compile against ``ctx``'s live parameter shapes (called in ``on_solve_begin``)."""
+
+    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
+        """Return this fire's value: a dict with at least :attr:`result_keys`."""
+        raise NotImplementedError
+
+    def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
+        """The metrics to log for ``value`` (``{key: number or MetricValue}``)."""
+        return {}
+
+    # ------------------------------------------------------------------ hooks
+    @hookimpl
+    def on_solve_begin(self, ctx: Any) -> None:
+        self.prepare(ctx)
+
+    @hookimpl
+    def on_epoch(self, ctx: Any, epoch: int) -> None:
+        t0 = time.perf_counter()
+        value = self.compute(ctx, epoch)
+        value = {k: np.asarray(v) for k, v in value.items()}
+        missing = [k for k in self.result_keys if k not in value]
+        if missing:
+            raise TypeError(f"tracker {self.name!r} computed no value for {missing}.")
+        ms = (time.perf_counter() - t0) * 1e3
+        self.value = value
+        self.latest_epoch = int(epoch)
+        self._epochs.append(int(epoch))
+        for k in self.result_keys:
+            self._history[k].append(value[k])
+        metrics = dict(self.metrics(value))
+        metrics[f"explainability/time_ms/{self.name}"] = ms
+        ctx.log(metrics, step=epoch, source=f"tracker {self.name!r}")
+
+    # ------------------------------------------------------------------ results
+    @property
+    def result(self) -> dict[str, np.ndarray]:
+        """``{"epochs": (S,), key: (S, ...)}`` for every fire so far (plus static entries)."""
+        out: dict[str, np.ndarray] = {"epochs": np.asarray(self._epochs, dtype=np.int64)}
+        for k in self.result_keys:
+            vals = self._history[k]
+            out[k] = np.stack(vals) if vals else np.zeros((0,), np.float32)
+        out.update(self._static_result)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<jno tracker {self.name} interval={self.interval} fires={len(self._epochs)}>"
