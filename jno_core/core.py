@@ -328,12 +328,12 @@ class Core:
                 run.config.setdefault("solves", []).append(self._describe(epochs, callbacks))
                 run.write_config()
             t_begin = time.perf_counter()
-            pm.hook.on_solve_begin(ctx=ctx)
+            P.call_hook(pm, "on_solve_begin", ctx=ctx)
             setup_time = time.perf_counter() - t_begin
             hist.compile_time += setup_time
             self._loop(ctx, hist, pm, callbacks, buffer, start, end, cap, log_every, progress, run)
             ctx.epoch = self.epoch
-            pm.hook.on_solve_end(ctx=ctx, history=hist)
+            P.call_hook(pm, "on_solve_end", ctx=ctx, history=hist)
         finally:
             self._solving = False
             self._sync_back()
@@ -469,7 +469,7 @@ class Core:
             e = e + n_done
             self.epoch = e
             ctx.epoch = e
-            pm.hook.on_chunk_end(ctx=ctx, epochs=epochs_arr, losses=rows[:, : n_terms + 1])
+            P.call_hook(pm, "on_chunk_end", ctx=ctx, epochs=epochs_arr, losses=rows[:, : n_terms + 1])
             buffer.emit_before(e)
             show.update(e - start, float(rows[-1, 0]), ep_s)
             if ctx.stop_reason:

@@ -41,6 +41,7 @@ __all__ = [
     "describe_plugins",
     "register_plugin",
     "unregister_plugin",
+    "call_hook",
 ]
 
 ENTRY_POINT_GROUP = "jno"
@@ -364,3 +365,24 @@ def iter_names(kinds: Iterable[str]) -> list[str]:
     for k in kinds:
         names.update(registry(k))
     return sorted(names)
+
+
+def call_hook(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
+    """Call ``hook_name`` on every plugin implementing it, in registration order; an
+    exception is re-raised as :class:`JnoPluginError` naming the plugin and the hook.
+    ``JNO_TRACE_PLUGINS=1`` prints each call to stderr."""
+    trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
+    results = []
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if trace:
+            sys.stderr.write(f"jno hook {hook_name} -> {impl.plugin_name}\n")
+        try:
+            results.append(impl.function(**{k: kwargs[k] for k in impl.argnames}))
+        except JnoPluginError:
+            raise
+        except Exception as exc:
+            raise JnoPluginError(
+                f"jno plugin {plugin_name(impl.plugin)!r} failed in {hook_name}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    return results
