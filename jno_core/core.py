@@ -27,7 +27,9 @@ from .history import History, TrackerHistory
 from .metrics import Array, Scalar
 from .nn import Network
 from .parameter import TrainableParameter
+from .batching import check_batchsize, sample_points
 from .progress import Progress
+from .sharding import Layout, make_mesh, place_points, replicate
 from .weighting import HostWeightPlaceholder, WeightPlaceholder
 
 __all__ = ["Core", "core"]
@@ -117,6 +119,9 @@ class Core:
             self.history.trackers[name] = TrackerHistory(name, t.interval)
         self._state: Any = None
         self._chunk_fn: Any = None
+        self._chunk_fns: dict[Any, Any] = {}
+        self._layout = Layout(None)
+        self._base_points = dict(self._points)
         self._tracker_fns: dict[int, Any] = {}
         self._eval_cache: dict[Any, Any] = {}
         self._shared: dict[Any, Any] = {}
@@ -177,7 +182,7 @@ class Core:
         return {k: s.weights(state[2][k]) for k, s in self.schemes.items()}
 
     # ------------------------------------------------------------------ the compiled step
-    def _make_chunk(self) -> Any:
+    def _make_chunk(self, batchsize: int | None = None, seed: int = 0) -> Any:
         terms = self.loss_terms
         trained = list(self.trained_keys)
         txs = {k: self.trainables[k].tx for k in trained}
@@ -188,6 +193,8 @@ class Core:
         def step(state: Any, points: Any, inputs: Any, log_every: jax.Array) -> tuple[Any, jax.Array]:
             params, opt, wstates, epoch = state
             weights = {k: s.weights(wstates[k]) for k, s in schemes.items()}
+            if batchsize is not None:
+                points = sample_points(points, batchsize, seed, epoch)
 
             def loss_fn(p: Any) -> Any:
                 env = Env(p, points, weights, inputs)
@@ -236,14 +243,17 @@ class Core:
 
         return chunk
 
-    def _compile_chunk(self) -> float:
-        if self._chunk_fn is not None:
+    def _compile_chunk(self, batchsize: int | None = None, seed: int = 0) -> float:
+        key = (batchsize, seed if batchsize else None, self._layout.key)
+        if key in self._chunk_fns:
+            self._chunk_fn = self._chunk_fns[key]
             return 0.0
         t0 = time.perf_counter()
-        fn = jax.jit(self._make_chunk())
+        fn = jax.jit(self._make_chunk(batchsize, seed))
         self._chunk_fn = fn.lower(
             self._state, self._points, self._current_inputs(), jnp.int32(1), jnp.int32(1)
         ).compile()
+        self._chunk_fns[key] = self._chunk_fn
         return time.perf_counter() - t0
 
     def _tracker_fn(self, i: int) -> Any:
@@ -268,6 +278,9 @@ class Core:
         progress: bool | None = None,
         log_every: int = 10,
         chunk_size: int | None = None,
+        devices: Any = None,
+        batchsize: int | None = None,
+        seed: int = 0,
     ) -> History:
         """Train for ``epochs`` epochs (continuing the epoch count and optimizer state of
         earlier solves) and return the :class:`History` of this solve.
@@ -278,6 +291,12 @@ class Core:
         :param log_every: send the training metrics to the sinks every this many epochs.
         :param chunk_size: cap on epochs per device chunk for this solve (``<=`` the
             solver's ``chunk_size``).
+        :param devices: shard the collocation points over several devices (a count, a list of
+            devices or a mesh with a ``"data"`` axis; see :mod:`jno_core.sharding`). ``None``
+            keeps the current placement (one device unless an earlier solve sharded).
+        :param batchsize: draw this many points per point set and epoch on the device
+            (without replacement, from ``seed``; see :mod:`jno_core.batching`).
+        :param seed: the minibatch sampling seed.
         """
         epochs = _check_positive_int(epochs, "epochs", "crux.solve(2_000)")
         log_every = _check_positive_int(log_every, "log_every", "log_every=10")
@@ -298,7 +317,11 @@ class Core:
         run = current_run()
         pm = P.get_plugin_manager()
         self._ensure_state()
-        compile_time = self._compile_chunk()
+        if devices is not None:
+            self._set_layout(make_mesh(devices))
+        if batchsize is not None:
+            check_batchsize(batchsize, self._points, self._constraint_point_sets())
+        compile_time = self._compile_chunk(batchsize, seed)
         start = self.epoch
         end = start + epochs
         hist = History(list(self.constraint_names))
@@ -350,6 +373,23 @@ class Core:
                 P.unregister_plugin(cb)
         self._merge_history(hist)
         return hist
+
+    def _set_layout(self, mesh: Any) -> None:
+        """Move points (sharded) and the train state (replicated) onto ``mesh``."""
+        layout = Layout(mesh)
+        if layout.key == self._layout.key:
+            return
+        self._layout = layout
+        self._points = place_points(self._base_points, mesh) if mesh is not None else dict(self._base_points)
+        self._state = replicate(self._state, mesh)
+        self._tracker_fns = {}
+        self._shared = {}
+
+    def _constraint_point_sets(self) -> dict[str, list[str]]:
+        return {
+            name: sorted({n.point_set for n in E.walk([c]) if isinstance(n, E.Variable)})
+            for name, c in zip(self.constraint_names, self.loss_terms)
+        }
 
     def _describe(self, epochs: int, callbacks: Sequence[Any]) -> dict[str, Any]:
         return {
