@@ -140,6 +140,10 @@ def setup(
     names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
     import jax
 
+    if jax.process_index() != 0:
+        # multi-host (jax.distributed): only process 0 opens sinks, so no metric is duplicated
+        names = []
+
     cfg: dict[str, Any] = {
         "script": script,
         "argv": list(sys.argv),
