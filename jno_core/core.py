@@ -28,6 +28,7 @@ from .metrics import Array, Scalar
 from .nn import Network
 from .parameter import TrainableParameter
 from .batching import check_batchsize, sample_points
+from .lr import learning_rate_fn
 from .progress import Progress
 from .sharding import Layout, make_mesh, place_points, replicate
 from .weighting import HostWeightPlaceholder, WeightPlaceholder
@@ -151,6 +152,9 @@ class Core:
                 l0 = jnp.stack([evaluate(l, env) for l in s.losses])
                 scheme_states[k] = s.init(l0)
         self._state = (params, opt, scheme_states, jnp.asarray(self.epoch, jnp.int32))
+        self._opt_start_epoch = self.epoch
+        self._lr_fns = {self.trainables[k].name: learning_rate_fn(self.trainables[k].tx)
+                        for k in self.trained_keys}
 
     def _check_shapes(self, params: dict[str, Any]) -> None:
         def shapes(p: Any) -> list[Any]:
@@ -483,6 +487,9 @@ class Core:
                         m[f"loss/{self.constraint_names[i]}"] = Scalar(rows[j, 1 + i])
                     m["train/grad_norm"] = Scalar(rows[j, -2])
                     m["train/param_norm"] = Scalar(rows[j, -1])
+                    for net_name, lr_fn in self._lr_fns.items():
+                        if lr_fn is not None:
+                            m[f"lr/{net_name}"] = Scalar(lr_fn(ep - self._opt_start_epoch))
                     buffer.add(ep, m)
             buffer.add(e + max(n_done - 1, 0), {"perf/epochs_per_s": Scalar(ep_s)})
             if not ok:

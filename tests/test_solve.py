@@ -166,3 +166,34 @@ def test_inverse_problem_recovers_coefficients():
     _a, _b, _c = crux.eval([a, b, c])
     np.testing.assert_allclose([_a[0], _b[0], _c[0]], [1.5, -0.7, 2.0], rtol=0.02)
     assert f"{_a[0]:.3f}"  # formats as the spec's script does
+
+
+class _Sink:
+    def __init__(self):
+        self.rows = []
+
+    @hookimpl
+    def log_metrics(self, step, metrics):
+        self.rows.append((step, {k: getattr(v, "value", None) for k, v in metrics.items()}))
+
+
+def test_core_training_metrics_reach_sinks_with_monotone_steps():
+    d = jno.domain.line(mesh_size=0.1)
+    x, _ = d.variable("interior")
+    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=4, num_layers=1), name="u_net")
+    sched = optax.exponential_decay(1e-2, 10, 0.5)
+    net.optimizer(optax.adam(sched))
+    crux = jno.core([(net(x) - x).mse, jno.np.mean(net(x)).tracker(5)])
+    sink = _Sink()
+    h1 = crux.solve(20, callbacks=[sink], log_every=5)
+    crux.solve(20, callbacks=[sink], log_every=5)
+    steps = [s for s, _ in sink.rows]
+    assert steps == sorted(steps) and steps[0] == 0 and steps[-1] >= 35
+    by_step = {}
+    for s, m in sink.rows:
+        by_step.setdefault(s, {}).update(m)
+    assert by_step[5]["loss/total"] == pytest.approx(h1.total_loss[5], rel=1e-6)
+    assert by_step[5]["loss/constraint_0"] == pytest.approx(h1.losses[5, 0], rel=1e-6)
+    assert by_step[30]["lr/u_net"] == pytest.approx(float(sched(30)), rel=1e-6)
+    assert by_step[10]["train/grad_norm"] == pytest.approx(h1.grad_norm[10], rel=1e-6)
+    assert "tracker/tracker_0" in by_step[15]
