@@ -80,6 +80,9 @@ class SolveContext:
         self._logger = logger
         self.stop_reason: str | None = None
         self._memo: dict[Any, Any] = {}
+        # compiled gradient-matrix functions of this solve by selector id (shapes are fixed
+        # within a solve; skips re-deriving ctx.compile's cache key, ~2 ms, at every fire)
+        self._g_fns: dict[int, Callable[..., Any]] = {}
 
     # ------------------------------------------------------------------ state
     @property
@@ -183,7 +186,7 @@ class SolveContext:
         memo_key = ("G", self.epoch, id(sel))
         if memo_key in self._memo:
             return self._memo[memo_key]
-        fn = self.prepare_gradient_matrix(mask)
+        fn = self._g_fns.get(id(sel)) or self.prepare_gradient_matrix(mask)
         G = np.asarray(fn(self.params, self.points, self.inputs))
         self._memo = {k: v for k, v in self._memo.items() if k[1] == self.epoch}
         self._memo[memo_key] = G
@@ -202,7 +205,9 @@ class SolveContext:
 
             return jax.jacrev(losses)(sel.flatten(params))
 
-        return self.compile(f"gradient_matrix:{id(sel)}", G_fn, self.params, self.points, self.inputs)
+        fn = self.compile(f"gradient_matrix:{id(sel)}", G_fn, self.params, self.points, self.inputs)
+        self._g_fns[id(sel)] = fn
+        return fn
 
     def residual_exprs(self, indices: Sequence[int] | None = None) -> list[E.Placeholder]:
         """The pointwise residual field of each constraint (see

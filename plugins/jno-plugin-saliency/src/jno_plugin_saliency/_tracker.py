@@ -1,0 +1,125 @@
+"""``input_sensitivity``: evaluate any jno expression at the collocation points.
+
+The intended use is input-gradient saliency: for a scalar network output ``u`` and a
+coordinate ``x``, ``u.d(x)`` measures how strongly the response at each point depends on that
+input; ``jno.Jacobian(u, [x, y])`` gives the full input Jacobian ``(N, 2)``. This is the PINN
+analogue of the class-saliency map of Simonyan, Vedaldi & Zisserman (arXiv:1312.6034, Sec. 3).
+
+The expression is compiled once, in :meth:`InputSensitivity.prepare` (``on_solve_begin``),
+through the same expression compiler as the constraints (``ctx.expr_fn`` + ``ctx.compile``);
+a fire is one warm kernel call and one device-to-host copy. The summary metrics are NumPy on
+the host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jno_core import expr as E
+from jno_core.compile import node_key, trainable_key
+from jno_core.domain import point_set
+from jno_core.metrics import Histogram
+from jno_core.parameter import TrainableParameter
+from jno_core.tracker import Tracker
+
+__all__ = ["InputSensitivity", "saliency_summary"]
+
+
+def saliency_summary(values: np.ndarray) -> dict[str, float]:
+    """``mean_abs``, ``max_abs``, ``std_abs``: mean, maximum and (population) standard
+    deviation of ``|values|`` over every entry (float64 on the host)."""
+    a = np.abs(np.asarray(values, dtype=np.float64)).ravel()
+    if a.size == 0:
+        return {"mean_abs": float("nan"), "max_abs": float("nan"), "std_abs": float("nan")}
+    return {"mean_abs": float(a.mean()), "max_abs": float(a.max()), "std_abs": float(a.std())}
+
+
+class InputSensitivity(Tracker):
+    """Record ``expr`` evaluated at its collocation points every ``interval`` epochs.
+
+    :param expr: any jno expression, e.g. ``u.d(x)`` (shape ``(N,)``),
+        ``jno.Jacobian(u, [x, y])`` (``(N, 2)``) or ``u.d(x)**2 + u.d(y)**2``. Networks and
+        trainable parameters the solver trains are read at the current epoch; ones the solver
+        does not know are read from their own (fixed) values, as ``crux.eval`` does. Point sets
+        the solver does not use are taken from their domain.
+    :param interval: fire every ``interval`` epochs (``epoch % interval == 0``).
+
+    ``result``: ``epochs`` ``(S,)`` and ``values`` ``(S, *expr_shape)`` (``expr_shape`` is
+    ``(N, ...)`` for a field: no batch axis). Metrics: ``explainability/saliency/mean_abs``,
+    ``.../max_abs``, ``.../std_abs`` (of ``|values|``, see :func:`saliency_summary`) and
+    ``explainability/saliency/histogram`` (a :class:`~jno_core.metrics.Histogram` of the raw,
+    signed values).
+    """
+
+    name = "input_sensitivity"
+    result_keys = ("values",)
+
+    def __init__(self, expr: Any, interval: int = 100) -> None:
+        super().__init__(interval)
+        if not isinstance(expr, E.Placeholder) and not isinstance(getattr(expr, "_jno_expr", None), E.Placeholder):
+            raise TypeError(
+                f"input_sensitivity expects a jno expression as expr, received "
+                f"{type(expr).__name__}; e.g. jno.trackers.input_sensitivity(u.d(x), interval=100) "
+                "or jno.Jacobian(u, [x, y])."
+            )
+        self.expr: E.Placeholder = E.as_expr(expr)
+        #: shape of one fire's value (known after :meth:`prepare`)
+        self.shape: tuple[int, ...] | None = None
+        self._fn: Any = None
+        self._keys: list[str] = []
+        self._fixed: dict[str, Any] = {}
+        self._points: list[str] = []
+        self._extra_points: dict[str, jax.Array] = {}
+
+    def _inputs(self, ctx: Any) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+        live = ctx.params
+        params = {k: live[k] if k in live else self._fixed[k] for k in self._keys}
+        pts = ctx.points
+        points = {k: pts[k] if k in pts else self._extra_points[k] for k in self._points}
+        return params, points
+
+    def prepare(self, ctx: Any) -> None:
+        """Collect the trainables and point sets of ``expr`` and AOT-compile it."""
+        nodes = list(E.walk([self.expr]))
+        trainables: dict[str, Any] = {}
+        for n in nodes:
+            if isinstance(n, (E.NetworkCall, E.NetworkGradient)):
+                trainables.setdefault(trainable_key(n.net), n.net)
+            elif isinstance(n, TrainableParameter):
+                trainables.setdefault(trainable_key(n), n)
+        self._keys = sorted(trainables)
+        live = ctx.params
+        self._fixed = {k: t.params for k, t in trainables.items() if k not in live}
+        self._points = sorted({n.point_set for n in nodes if isinstance(n, E.Variable)})
+        self._extra_points = {k: jnp.asarray(point_set(k).points) for k in self._points if k not in ctx.points}
+        f = ctx.expr_fn([self.expr])
+
+        def fn(params: Any, points: Any, inputs: Any, weights: Any) -> jax.Array:
+            return f(params, points, inputs, weights)[0]
+
+        params, points = self._inputs(ctx)
+        try:
+            self._fn = ctx.compile(
+                f"input_sensitivity:{node_key(self.expr)!r}", fn, params, points, ctx.inputs, ctx.weights
+            )
+        except KeyError as exc:
+            raise ValueError(
+                f"input_sensitivity could not compile {self.expr.describe()}: it refers to "
+                f"{exc} which this solver does not provide. Pass an expression built from this "
+                "solver's networks, variables, parameters and weighting schemes."
+            ) from exc
+        # warm-up call: an executable's first run pays one-off set-up; keep it out of the fire
+        self.shape = tuple(np.shape(jax.block_until_ready(self._fn(params, points, ctx.inputs, ctx.weights))))
+
+    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
+        params, points = self._inputs(ctx)
+        return {"values": np.asarray(self._fn(params, points, ctx.inputs, ctx.weights))}
+
+    def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {f"explainability/saliency/{k}": v for k, v in saliency_summary(value["values"]).items()}
+        out["explainability/saliency/histogram"] = Histogram(value["values"])
+        return out
