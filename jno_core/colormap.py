@@ -1,0 +1,113 @@
+"""Colour-map a 2-D array into an RGB image with NumPy only (no matplotlib).
+
+The TensorBoard and W&B sinks render :class:`jno_core.metrics.Heatmap` values with
+:func:`heatmap_to_rgb`: the finite values are scaled linearly from their minimum (dark purple)
+to their maximum (yellow) along a viridis-like ramp, non-finite cells get a colour outside the
+ramp (magenta by default), and small arrays are enlarged by pixel repetition so a 2x2 cosine
+similarity matrix is still visible. Row 0 of the array is the top row of the image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RAMP", "NAN_COLOR", "normalize", "apply_colormap", "heatmap_to_rgb"]
+
+#: Ten evenly spaced anchor colours (0..255) of a perceptually uniform purple-blue-green-yellow
+#: ramp (the published anchor colours of matplotlib's "viridis"); values in between are
+#: interpolated linearly in RGB.
+RAMP: np.ndarray = np.array(
+    [
+        [0x44, 0x01, 0x54],
+        [0x48, 0x28, 0x78],
+        [0x3E, 0x49, 0x89],
+        [0x31, 0x68, 0x8E],
+        [0x26, 0x82, 0x8E],
+        [0x1F, 0x9E, 0x89],
+        [0x35, 0xB7, 0x79],
+        [0x6E, 0xCE, 0x58],
+        [0xB5, 0xDE, 0x2B],
+        [0xFD, 0xE7, 0x25],
+    ],
+    dtype=np.float64,
+)
+
+#: Colour of ``nan`` / ``inf`` cells: magenta, which the ramp never produces.
+NAN_COLOR: tuple[int, int, int] = (255, 0, 255)
+
+
+def normalize(values: Any) -> tuple[np.ndarray, float, float]:
+    """Scale ``values`` to ``[0, 1]`` by the minimum and maximum of its finite entries.
+
+    :param values: an array of any shape.
+    :returns: ``(unit, vmin, vmax)``; ``unit`` has the shape of ``values`` with non-finite
+        entries left as ``nan``. A constant array maps to ``0.5``; an array without finite
+        entries returns ``vmin = vmax = nan``.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(arr)
+    if not finite.any():
+        return np.full(arr.shape, np.nan), float("nan"), float("nan")
+    vmin = float(arr[finite].min())
+    vmax = float(arr[finite].max())
+    unit = np.full(arr.shape, np.nan)
+    if vmax > vmin:
+        unit[finite] = (arr[finite] - vmin) / (vmax - vmin)
+    else:
+        unit[finite] = 0.5
+    return unit, vmin, vmax
+
+
+def apply_colormap(unit: Any, *, nan_color: tuple[int, int, int] = NAN_COLOR) -> np.ndarray:
+    """Map values in ``[0, 1]`` to RGB along :data:`RAMP`.
+
+    :param unit: an array of any shape ``S`` with values in ``[0, 1]`` (clipped) or ``nan``.
+    :param nan_color: the RGB colour of ``nan`` entries.
+    :returns: ``uint8`` array of shape ``(*S, 3)``.
+    """
+    u = np.asarray(unit, dtype=np.float64)
+    bad = ~np.isfinite(u)
+    pos = np.clip(np.where(bad, 0.0, u), 0.0, 1.0) * (len(RAMP) - 1)
+    lo = np.minimum(np.floor(pos).astype(np.int64), len(RAMP) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = RAMP[lo] * (1.0 - frac) + RAMP[lo + 1] * frac
+    out = np.rint(rgb).astype(np.uint8)
+    out[bad] = np.asarray(nan_color, dtype=np.uint8)
+    return out
+
+
+def heatmap_to_rgb(
+    values: Any,
+    *,
+    min_size: int = 64,
+    max_scale: int = 32,
+    nan_color: tuple[int, int, int] = NAN_COLOR,
+) -> tuple[np.ndarray, float, float]:
+    """Render a 2-D array as an RGB image.
+
+    :param values: array of shape ``(H, W)``.
+    :param min_size: the image's shorter side is enlarged by an integer factor ``k`` (each
+        cell becomes a ``k x k`` block) until it is at least this many pixels, at most
+        ``max_scale`` times; ``1`` keeps one pixel per cell.
+    :param max_scale: the largest enlargement factor.
+    :param nan_color: the colour of non-finite cells.
+    :returns: ``(image, vmin, vmax)``: ``image`` is ``uint8`` of shape ``(k*H, k*W, 3)``
+        (height, width, channel); ``vmin``/``vmax`` are the values mapped to the ends of the
+        ramp (for a caption).
+    :raises ValueError: when ``values`` is not 2-D.
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"heatmap_to_rgb expects a 2-D array (rows, columns), received shape {arr.shape}; "
+            "reshape the values first."
+        )
+    unit, vmin, vmax = normalize(arr)
+    img = apply_colormap(unit, nan_color=nan_color)
+    short = max(1, min(arr.shape))
+    k = int(min(max(1, -(-int(min_size) // short)), max(1, int(max_scale))))
+    if k > 1:
+        img = np.repeat(np.repeat(img, k, axis=0), k, axis=1)
+    return img, vmin, vmax

@@ -1,0 +1,189 @@
+"""The csv sink: what it writes reads back exactly (scalars, nan/inf, arrays, checkpoints),
+it survives a killed process, and it passes the plugin authors' conformance suite."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jno_core.run as jrun
+from jno_core import plugins
+from jno_core.metrics import Array, Heatmap, Histogram, Scalar
+from jno_core.replay import read_checkpoints, read_metrics
+from jno_core.testing import SinkConformance
+from jno_plugin_csv import CsvSink
+
+
+def _run(tmp_path: Path, **options: object) -> types.SimpleNamespace:
+    d = tmp_path / "run"
+    d.mkdir(exist_ok=True)
+    return types.SimpleNamespace(dir=d, name="run", config={}, sink_options={"csv": options} if options else {})
+
+
+class TestCsvConformance(SinkConformance):
+    entry_point = "csv"
+    distribution = "jno-plugin-csv"
+    sink_name = "csv"
+    array_roundtrip = True
+
+    def read_back(self, run_dir: Path) -> dict[str, dict[str, list]]:
+        return {k: {"steps": list(v["steps"]), "values": list(v["values"])} for k, v in read_metrics(run_dir).items()}
+
+
+def test_registered_as_csv_by_entry_point() -> None:
+    plugins.reset()
+    entry = plugins.lookup("sinks", "csv")
+    assert entry.plugin == "csv" and entry.distribution == "jno-plugin-csv"
+
+
+def test_scalars_round_trip_exactly_in_long_layout(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    values = [0.1 + 0.2, 1e-300, -2.5e17, float("inf"), float("-inf"), float("nan"), 7.0]
+    for step, v in enumerate(values):
+        sink.log_metrics(step=step * 10, metrics={"loss/total": Scalar(v), "n": 3})
+    sink.close_run()
+    rows = list(csv.reader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
+    assert rows[0] == ["step", "key", "value"]
+    assert rows.count(["step", "key", "value"]) == 1
+    assert rows[1] == ["0", "loss/total", repr(0.1 + 0.2)]
+    assert ["30", "loss/total", "inf"] in rows and ["40", "loss/total", "-inf"] in rows
+    assert ["50", "loss/total", "nan"] in rows
+    data = read_metrics(tmp_path / "run")
+    got = data["loss/total"]
+    assert got["kind"] == "scalar"
+    np.testing.assert_array_equal(got["steps"], np.arange(0, 70, 10))
+    assert got["values"].dtype == np.float64
+    np.testing.assert_array_equal(got["values"][:5], values[:5])  # bit-exact, including inf
+    assert math.isnan(got["values"][5]) and got["values"][6] == 7.0
+    np.testing.assert_array_equal(data["n"]["values"], np.full(7, 3.0))
+
+
+def test_arrays_saved_as_npz_per_key_and_step(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    cos = np.array([[1.0, -0.25], [-0.25, 1.0]], np.float32)
+    res = np.linspace(-3, 3, 101)
+    spec = np.array([9.0, 4.0, 1.0, np.nan])
+    sink.log_metrics(step=3, metrics={
+        "explainability/cos_sim_matrix": Heatmap(cos),
+        "residuals/pde": Histogram(res, bins=17),
+        "ntk/eigenvalues": Array(spec),
+    })
+    sink.log_metrics(step=8, metrics={"explainability/cos_sim_matrix": Heatmap(2 * cos)})
+    sink.flush_metrics()
+    f = tmp_path / "run" / "arrays" / "explainability__cos_sim_matrix" / "00000003.npz"
+    with np.load(f) as z:
+        np.testing.assert_array_equal(z["values"], cos)
+        assert z["values"].dtype == np.float32
+        assert str(z["kind"]) == "heatmap" and str(z["key"]) == "explainability/cos_sim_matrix"
+        assert int(z["step"]) == 3
+    assert not list((tmp_path / "run" / "arrays").rglob("*.tmp"))
+    data = read_metrics(tmp_path / "run")
+    hm = data["explainability/cos_sim_matrix"]
+    assert hm["kind"] == "heatmap"
+    np.testing.assert_array_equal(hm["steps"], [3, 8])
+    np.testing.assert_array_equal(hm["values"], np.stack([cos, 2 * cos]))
+    h = data["residuals/pde"]
+    assert h["kind"] == "histogram" and list(h["bins"]) == [17]
+    np.testing.assert_array_equal(h["values"][0], res)
+    a = data["ntk/eigenvalues"]
+    assert a["kind"] == "array"
+    np.testing.assert_array_equal(a["values"][0], spec)  # nan kept (array_equal treats nan as unequal)
+    sink.close_run()
+
+
+def test_save_checkpoint_appends_rows(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    meta = {"epoch": 500, "total_loss": np.float32(0.0023), "individual_losses": np.array([0.0019, 0.0004]),
+            "checkpoint_dir": "/x/500", "timestamp": 1717000000.0}
+    sink.save_checkpoint(path="/x/500", epoch=500, metadata=meta)
+    sink.save_checkpoint(path="/x/1000", epoch=1000, metadata={**meta, "epoch": 1000, "checkpoint_dir": "/x/1000"})
+    sink.close_run()
+    rows = read_checkpoints(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [500, 1000]
+    assert rows[0]["path"] == "/x/500" and rows[0]["timestamp"] == 1717000000.0
+    assert rows[0]["metadata"]["individual_losses"] == [0.0019, 0.0004]
+    assert rows[0]["metadata"]["total_loss"] == pytest.approx(0.0023, rel=1e-6)
+    assert rows[1]["metadata"]["checkpoint_dir"] == "/x/1000"
+    header = (tmp_path / "run" / "checkpoints.csv").read_text().splitlines()[0]
+    assert header == "epoch,path,timestamp,metadata"
+
+
+def test_truncated_last_line_is_ignored_and_reopening_appends(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics(step=0, metrics={"loss/total": Scalar(1.0)})
+    sink.close_run()
+    f = tmp_path / "run" / "metrics.csv"
+    with f.open("a") as fh:
+        fh.write("1,loss/tot")  # a killed writer's partial row
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["loss/total"]["steps"], [0])
+    assert set(data) == {"loss/total"}
+    sink = CsvSink(_run(tmp_path))  # a resumed run appends to the same file
+    sink.log_metrics(step=2, metrics={"loss/total": Scalar(0.5)})
+    sink.close_run()
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["loss/total"]["steps"], [0, 2])
+    np.testing.assert_array_equal(data["loss/total"]["values"], [1.0, 0.5])
+    assert f.read_text() == "step,key,value\n0,loss/total,1.0\n2,loss/total,0.5\n"  # partial row cut off
+
+
+def test_killed_process_keeps_every_logged_row(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import os, signal, types
+        from pathlib import Path
+        import numpy as np
+        from jno_core.metrics import Scalar, Heatmap
+        from jno_plugin_csv import CsvSink
+        run = types.SimpleNamespace(dir=Path({str(tmp_path / "killed")!r}), name="k", config={{}}, sink_options={{}})
+        sink = CsvSink(run)
+        for s in range(5):
+            sink.log_metrics(step=s, metrics={{"loss/total": Scalar(1.0 / (s + 1)), "hm": Heatmap(np.full((2, 2), s))}})
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    data = read_metrics(tmp_path / "killed")
+    np.testing.assert_array_equal(data["loss/total"]["steps"], np.arange(5))
+    np.testing.assert_allclose(data["loss/total"]["values"], 1.0 / np.arange(1, 6))
+    np.testing.assert_array_equal(data["hm"]["values"][:, 0, 0], np.arange(5))
+
+
+def test_through_setup_and_the_metrics_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    plugins.reset()
+    path = jrun.setup(str(tmp_path / "poisson.py"), name="bus", root=tmp_path / "runs", sinks=["csv"])
+    run = path.run
+    for step in (0, 5, 10):
+        run.bus.put(step, {"loss/total": Scalar(10.0 - step), "nan": Scalar(float("nan")),
+                           "hist": Histogram(np.arange(step + 1.0))})
+    run.bus.flush()
+    data = read_metrics(str(path))  # readable while the run is still open
+    np.testing.assert_array_equal(data["loss/total"]["values"], [10.0, 5.0, 0.0])
+    jrun.finish()
+    data = read_metrics(str(path))
+    np.testing.assert_array_equal(data["nan"]["steps"], [0, 5, 10])
+    assert np.isnan(data["nan"]["values"]).all()
+    assert [len(v) for v in data["hist"]["values"]] == [1, 6, 11]  # ragged: a list
+    assert json.loads((Path(path) / "config.json").read_text())["sinks"] == ["csv"]
+
+
+def test_errors_say_what_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="fsync"):
+        CsvSink(_run(tmp_path, fsnyc=False))
+    sink = CsvSink(_run(tmp_path, fsync=False))
+    sink.close_run()
+    sink.close_run()  # idempotent
+    with pytest.raises(RuntimeError, match="close_run"):
+        sink.log_metrics(step=1, metrics={"a": Scalar(1.0)})
+    with pytest.raises(FileNotFoundError, match="metrics.csv"):
+        read_metrics(tmp_path / "nothing-here")
