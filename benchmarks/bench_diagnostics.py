@@ -1,0 +1,111 @@
+"""The spec's script-09 configuration (1-D Poisson, nine callbacks at the spec's intervals,
+2,000 epochs) with and without diagnostics and sinks, ratios measured in one run.
+
+    .venv/bin/python -m benchmarks.bench_diagnostics [--epochs 2000]
+
+Configurations, each in its own subprocess (in a temporary working directory):
+``plain`` (no callbacks, no sinks), ``nine`` (the nine callbacks, no sinks), ``nine+csv``,
+``nine+tensorboard``, ``nine+wandb`` (``WANDB_MODE=offline``). Steady state = a second
+``solve(epochs)`` on the same solver after a first one that compiles everything.
+Targets: nine >= 0.75x plain (issue #4), nine+sink >= 0.7x plain (issue #5), all
+``on_solve_begin`` compilation < 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+CONFIGS = ("plain", "nine", "nine+csv", "nine+tensorboard", "nine+wandb")
+
+
+def _callbacks(u, u_net, x):
+    import jno
+
+    return [
+        jno.callbacks.gradient_norms(interval=50),
+        jno.callbacks.cos_similarity(interval=50),
+        jno.callbacks.gradient_alignment(interval=50),
+        jno.callbacks.loss_landscape(interval=200, n_grid=11, alpha_range=0.5),
+        jno.callbacks.residual_stats(interval=50),
+        jno.callbacks.input_sensitivity(u.d(x), interval=50),
+        jno.callbacks.ntk_spectrum(u.grad(u_net), n_points=32, top_k=5, interval=200),
+        jno.callbacks.hessian_spectrum(k=5, n_iter=15, interval=400),
+        jno.callbacks.checkpoint(directory=os.path.join(os.getcwd(), "ckpt"), save_interval_epochs=500,
+                                 max_to_keep=3, best_fn=lambda m: m["total_loss"]),
+    ]
+
+
+def _one(config: str, epochs: int) -> dict:
+    import foundax
+    import jax
+    import optax
+
+    import jno
+
+    sinks = config.split("+")[1] if "+" in config else "none"
+    jno.setup(os.path.join(os.getcwd(), "bench09.py"), sinks=[sinks], progress=False)
+    π = jno.np.pi
+    domain = jno.domain.line(mesh_size=0.05)
+    x, _ = domain.variable("interior")
+    xb, _ = domain.variable("boundary")
+    u_net = jno.nn.wrap(foundax.mlp(in_features=1, hidden_dims=32, num_layers=3, key=jax.random.PRNGKey(0)))
+    u_net.optimizer(optax.adam(optax.exponential_decay(1e-3, 1_000, 0.5, end_value=1e-5)))
+    u, ub = u_net(x), u_net(xb)
+    pde = -u.d2(x) - jno.np.sin(π * x)
+    crux = jno.core([pde.mse, ub.mse])
+    cbs = _callbacks(u, u_net, x) if config != "plain" else []
+    t0 = time.perf_counter()
+    h1 = crux.solve(epochs, callbacks=cbs)
+    first = time.perf_counter() - t0
+    chunk_compile = h1.compile_time  # chunk compile + every on_solve_begin
+    for cb in cbs:
+        if hasattr(cb, "fire_times_ms"):
+            cb.fire_times_ms.clear()
+    t0 = time.perf_counter()
+    crux.solve(epochs, callbacks=cbs)
+    dt = time.perf_counter() - t0
+    jno.finish()
+    per_fire = {getattr(cb, "name", type(cb).__name__): (sum(cb.fire_times_ms) / len(cb.fire_times_ms)
+                                                         if getattr(cb, "fire_times_ms", None) else None)
+                for cb in cbs}
+    return {"config": config, "epochs_per_s": epochs / dt, "first_solve_s": first,
+            "setup_compile_s": chunk_compile, "ms_per_fire": per_fire}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--epochs", type=int, default=2000)
+    ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(_one(args.one[0], int(args.one[1]))))
+        return
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", JNO_NO_PROGRESS="1")
+    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
+    results = {}
+    for config in CONFIGS:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_diagnostics", "--one", config,
+                                  str(args.epochs)], capture_output=True, text=True, env=env, cwd=tmp)
+        if out.returncode != 0:
+            print(f"{config}: failed\n{out.stderr[-2000:]}")
+            continue
+        results[config] = json.loads(out.stdout.strip().splitlines()[-1])
+    base = results["plain"]["epochs_per_s"]
+    print(f"{'config':18s} {'epochs/s':>9s} {'ratio':>6s} {'setup+compile s':>15s}")
+    for c, r in results.items():
+        print(f"{c:18s} {r['epochs_per_s']:9.0f} {r['epochs_per_s'] / base:6.2f} {r['setup_compile_s']:15.2f}")
+    if "nine" in results:
+        print("\nms per fire (steady state, 'nine'):")
+        for name, ms in results["nine"]["ms_per_fire"].items():
+            print(f"  {name:22s} {'-' if ms is None else f'{ms:8.2f}'}")
+
+
+if __name__ == "__main__":
+    main()
