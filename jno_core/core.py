@@ -8,6 +8,8 @@ or when the per-chunk buffer is full. Per-epoch losses come back once per chunk.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import warnings
 from typing import Any, Sequence
@@ -363,18 +365,22 @@ class Core:
             P.call_hook(pm, "on_solve_end", ctx=ctx, history=hist)
         finally:
             self._solving = False
-            self._sync_back()
-            buffer.emit_before(None)
-            if bus is not None:
+            try:
+                self._sync_back()
                 try:
-                    bus.flush()
+                    buffer.emit_before(None)
                 finally:
-                    for cb in log_sinks:
-                        bus._sinks = [(s, l) for s, l in bus._sinks if s is not cb]
-                    if own_bus is not None:
-                        own_bus.close()
-            for cb in registered:
-                P.unregister_plugin(cb)
+                    if bus is not None:
+                        try:
+                            bus.flush()
+                        finally:
+                            for cb in log_sinks:
+                                bus._sinks = [(s, l) for s, l in bus._sinks if s is not cb]
+                            if own_bus is not None:
+                                own_bus.close()
+            finally:
+                for cb in registered:
+                    P.unregister_plugin(cb)
         self._merge_history(hist)
         return hist
 
@@ -433,11 +439,14 @@ class Core:
                 hist.trackers[name].append(e, v)
                 buffer.add(e, {f"tracker/{name}": Scalar(v) if v.size == 1 else Array(v)})
         due = [p for p in plugins_ if getattr(p, "interval", None) and e % p.interval == 0]
+        trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
         for p in due:
             hooks = getattr(p, "on_epoch", None)
             if hooks is None:
                 continue
             t0 = time.perf_counter()
+            if trace:
+                sys.stderr.write(f"jno hook on_epoch -> {P.plugin_name(p)} (epoch {e})\n")
             try:
                 p.on_epoch(ctx=ctx, epoch=e)
             except Exception as exc:

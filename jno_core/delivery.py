@@ -56,19 +56,18 @@ class MetricsBus:
 
     # ------------------------------------------------------------------ training thread
     def put(self, step: int, metrics: Mapping[str, Any]) -> None:
-        """Queue one batch (blocks only when the queue is full)."""
+        """Queue one batch (blocks only when the queue is full). In strict mode a pending
+        sink error is raised after the batch was queued, so the other sinks still get it."""
+        if not self._closed and self._sinks:
+            self._ensure_thread()
+            self._q.put(("log", step, dict(metrics)))
         self._raise_pending()
-        if self._closed or not self._sinks:
-            return
-        self._ensure_thread()
-        self._q.put(("log", step, dict(metrics)))
 
     def put_checkpoint(self, path: str, epoch: int, metadata: Mapping[str, Any]) -> None:
+        if not self._closed and self._sinks:
+            self._ensure_thread()
+            self._q.put(("ckpt", path, epoch, dict(metadata)))
         self._raise_pending()
-        if self._closed or not self._sinks:
-            return
-        self._ensure_thread()
-        self._q.put(("ckpt", path, epoch, dict(metadata)))
 
     def flush(self) -> None:
         """Wait until everything queued was delivered and every sink flushed."""

@@ -46,8 +46,8 @@ class JnoSpec:
     def jno_register_callbacks(self, register: Callable[..., None]) -> None:
         """Register training-control callback factories (checkpointing, early stopping).
 
-        Called once, lazily, like :meth:`jno_register_trackers`; names share the
-        ``jno.callbacks`` namespace with trackers.
+        Called once, lazily, on the calling thread, like :meth:`jno_register_trackers`; names
+        share the ``jno.callbacks`` namespace with trackers.
 
         :param register: ``register(name, factory)``.
         Must not block.
@@ -112,7 +112,8 @@ class JnoSpec:
         :param ctx: the :class:`jno_core.context.SolveContext`.
         :param epochs: ``numpy`` int array ``(L,)`` of the chunk's global epochs.
         :param losses: ``numpy`` float array ``(L, 1 + N)``: total loss then each constraint's.
-        Training thread; may call ``ctx.request_stop(reason)``.
+        Training thread; may call ``ctx.request_stop(reason)``. Blocking here stalls training
+        (keep it to host-side bookkeeping; hand slow I/O to a thread).
         """
 
     @hookspec
@@ -122,13 +123,16 @@ class JnoSpec:
 
         :param ctx: the :class:`jno_core.context.SolveContext`.
         :param history: the :class:`jno_core.history.History` about to be returned.
-        Training thread.
+        Training thread; may block (the solve is over; ``solve()`` returns after it).
         """
 
     # ------------------------------------------------------------------ sinks
     @hookspec
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Deliver metrics to a sink. The only way metrics leave the core.
+
+        Called for every batch the solve loop, trackers (``ctx.log``) and callbacks queue,
+        in step order, from the first ``solve()`` of a run until ``close_run``.
 
         :param step: a monotone step counter shared by every sink (the global epoch the values
             belong to); it continues across repeated ``solve()`` calls. Calls arrive in
@@ -142,6 +146,8 @@ class JnoSpec:
     def save_checkpoint(self, path: str, epoch: int, metadata: Mapping[str, Any]) -> None:
         """A checkpoint was written (atomically) to ``path``. Sinks may upload it (the W&B
         sink logs it as a versioned artifact of type ``checkpoint``).
+
+        Called once per checkpoint, after the files are complete on disk.
 
         :param path: the checkpoint directory, complete on disk.
         :param epoch: the epoch it holds.
@@ -160,6 +166,8 @@ class JnoSpec:
 
     @hookspec
     def close_run(self) -> None:
-        """The run ends (``jno.finish()``, a new ``jno.setup()``, or interpreter exit): close
-        files and remote runs. Metrics delivery thread; may block.
+        """The run ends: close files and remote runs.
+
+        Called once per run, by ``jno.finish()``, a new ``jno.setup()`` or at interpreter
+        exit, after a final ``flush_metrics``. Metrics delivery thread; may block.
         """

@@ -330,8 +330,10 @@ def reset() -> None:
 
 
 def describe_plugins() -> list[dict[str, Any]]:
-    """One record per registered plugin: name, distribution, version, the names it
-    registers by kind, and the hooks it implements."""
+    """One record per registered plugin: ``name``, ``distribution``, ``version``,
+    ``registers`` (the names it registers, by kind), ``hooks`` (the hooks the plugin module
+    itself implements, registration hooks left out) and ``object_hooks`` (``{registered
+    name: hooks}`` implemented by the objects a factory makes, where its class is known)."""
     pm = get_plugin_manager()
     regs = {k: registry(k) for k in KINDS}
     out = []
@@ -346,18 +348,41 @@ def describe_plugins() -> list[dict[str, Any]]:
         hooks = sorted(
             h.name for h in pm.get_hookcallers(plugin) or [] if not h.name.startswith("jno_register")
         )
+        registers = {k: sorted(n for n, e in regs[k].items() if e.plugin == name) for k in KINDS}
+        object_hooks = {}
+        for k in KINDS:
+            for n in registers[k]:
+                found = _factory_hooks(regs[k][n].factory)
+                if found:
+                    object_hooks[n] = found
         out.append(
             {
                 "name": name,
                 "distribution": dist,
                 "version": version,
-                "registers": {
-                    k: sorted(n for n, e in regs[k].items() if e.plugin == name) for k in KINDS
-                },
+                "registers": registers,
                 "hooks": hooks,
+                "object_hooks": object_hooks,
             }
         )
     return out
+
+
+def _factory_hooks(factory: Callable[..., Any]) -> list[str]:
+    """The hooks implemented by the objects ``factory`` makes, when that is knowable without
+    calling it: ``factory`` is a class, or its return annotation names one (else ``[]``)."""
+    import typing
+
+    cls: Any = factory
+    if not isinstance(factory, type):
+        try:
+            cls = typing.get_type_hints(factory).get("return")
+        except Exception:  # noqa: BLE001 - unresolvable annotations: unknown
+            return []
+    if not isinstance(cls, type):
+        return []
+    spec_names = {n for n in vars(hookspecs.JnoSpec) if not n.startswith("_")}
+    return sorted(n for n in spec_names if hasattr(getattr(cls, n, None), "jno_impl"))
 
 
 def iter_names(kinds: Iterable[str]) -> list[str]:
@@ -375,7 +400,7 @@ def call_hook(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[A
     results = []
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         if trace:
-            sys.stderr.write(f"jno hook {hook_name} -> {impl.plugin_name}\n")
+            sys.stderr.write(f"jno hook {hook_name} -> {plugin_name(impl.plugin)}\n")
         try:
             results.append(impl.function(**{k: kwargs[k] for k in impl.argnames}))
         except JnoPluginError:
