@@ -488,18 +488,18 @@ class Core:
             hist._append(epochs_arr, rows)
             dt = time.perf_counter() - t0
             ep_s = n_done / dt if dt > 0 else float("inf")
-            for j in range(n_done):
-                ep = e + j
-                if ep % log_every == 0 or not ok and j == n_done - 1:
-                    m = {"loss/total": Scalar(rows[j, 0])}
-                    for i in range(n_terms):
-                        m[f"loss/{self.constraint_names[i]}"] = Scalar(rows[j, 1 + i])
-                    m["train/grad_norm"] = Scalar(rows[j, -2])
-                    m["train/param_norm"] = Scalar(rows[j, -1])
-                    for net_name, lr_fn in self._lr_fns.items():
-                        if lr_fn is not None:
-                            m[f"lr/{net_name}"] = Scalar(lr_fn(ep - self._opt_start_epoch))
-                    buffer.add(ep, m)
+            logged = [j for j in range(n_done) if (e + j) % log_every == 0 or (not ok and j == n_done - 1)]
+            if logged and buffer.bus is not None:
+                counts = np.asarray([e + j - self._opt_start_epoch for j in logged])
+                lrs = {name: fn(counts) for name, fn in self._lr_fns.items() if fn is not None}
+                keys = ["loss/total"] + [f"loss/{n}" for n in self.constraint_names]
+                for t, j in enumerate(logged):
+                    m = {k: Scalar(v) for k, v in zip(keys, rows[j, : n_terms + 1].tolist())}
+                    m["train/grad_norm"] = Scalar(float(rows[j, -2]))
+                    m["train/param_norm"] = Scalar(float(rows[j, -1]))
+                    for name, vals in lrs.items():
+                        m[f"lr/{name}"] = Scalar(float(vals[t]))
+                    buffer.add(e + j, m)
             buffer.add(e + max(n_done - 1, 0), {"perf/epochs_per_s": Scalar(ep_s)})
             if not ok:
                 # the state before the failing step: replay the good steps from the chunk start

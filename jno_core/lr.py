@@ -46,12 +46,13 @@ def _walk(obj: Any, depth: int, seen: set[int]) -> Any:
     return None
 
 
-def learning_rate_fn(tx: Any) -> Callable[[int], float] | None:
-    """A function ``count -> learning rate`` for ``tx``, or None if it cannot be read."""
+def learning_rate_fn(tx: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function ``counts (K,) -> learning rates (K,)`` for ``tx`` (one vectorised schedule
+    call per chunk), or None if the learning rate cannot be read."""
     lr = _walk(tx, 0, set())
     if lr is None:
         return None
     if callable(lr):
-        return lambda count: float(np.asarray(lr(count)))
-    value = float(lr)
-    return lambda count: value
+        return lambda counts: np.abs(np.asarray(lr(np.asarray(counts)), dtype=np.float64)).reshape(-1)
+    value = abs(float(lr))
+    return lambda counts: np.full(np.shape(counts), value)
