@@ -1,0 +1,108 @@
+"""Loading a checkpoint into a solver (resume)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jno_core.errors import CheckpointError
+from jno_core.plugins import plugin_name
+
+from . import _format as F
+
+__all__ = ["load_into", "collect_plugin_state", "apply_state"]
+
+
+def _restore_leaf(saved: np.ndarray, live: Any, info: dict[str, Any]) -> Any:
+    if "key_impl" in info:
+        return jax.random.wrap_key_data(jnp.asarray(saved), impl=info["key_impl"])
+    return jnp.asarray(saved, dtype=live.dtype)
+
+
+
+def _check_structure(data: F.CheckpointData, paths: list[str], live: list[Any]) -> None:
+    """Saved leaves vs. the live solver's; raise naming every difference and the fix."""
+    info = {d["path"]: d for d in data.structure.get("leaves", [])}
+    missing = [p for p in paths if p not in info]
+    extra = [p for p in info if p not in set(paths)]
+    shapes = []
+    for p, leaf in zip(paths, live):
+        d = info.get(p)
+        if d is None:
+            continue
+        if list(np.shape(leaf)) != list(d["shape"]) or str(leaf.dtype) != d["dtype"]:
+            shapes.append(f"{p}: saved {tuple(d['shape'])} {d['dtype']}, solver {tuple(np.shape(leaf))} {leaf.dtype}")
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing from the checkpoint: {missing[:6]}{' ...' if len(missing) > 6 else ''}")
+        if extra:
+            parts.append(f"not in this solver: {extra[:6]}{' ...' if len(extra) > 6 else ''}")
+        if shapes:
+            parts.append("different shape/dtype: " + "; ".join(shapes[:6]))
+        raise CheckpointError(
+            f"checkpoint {data.path} does not match this solver ({' | '.join(parts)}). Saved "
+            f"trainables {data.structure.get('trainables')}, schemes {data.structure.get('schemes')}. "
+            "Build the same networks (sizes), optimizers and weighting schemes, in the same order, "
+            "before restoring."
+        )
+
+
+def load_into(crux: Any, data: F.CheckpointData) -> None:
+    """Replace ``crux``'s whole train state (parameters, optimizer states incl. their step
+    counts, weighting-scheme states, epoch) with the checkpoint's; write the parameters back
+    to the networks; restore the weight providers' host state."""
+    if getattr(crux, "_solving", False):
+        raise CheckpointError("cannot restore into a solver while it is solving; restore before solve().")
+    crux._ensure_state()
+    paths, live, treedef = F.flatten_state(crux, crux._state)
+    _check_structure(data, paths, live)
+    info = {d["path"]: d for d in data.structure["leaves"]}
+    leaves = [_restore_leaf(data.arrays[p], leaf, info[p]) for p, leaf in zip(paths, live)]
+    state = F.state_from_canonical(crux, jax.tree_util.tree_unflatten(treedef, leaves))
+    epoch = int(np.asarray(state[3]))
+    if hasattr(crux, "load_state"):
+        crux.load_state(state)
+    else:  # the core has no public setter (yet): the documented internals of Core
+        layout = getattr(crux, "_layout", None)
+        if layout is not None and getattr(layout, "mesh", None) is not None:
+            from jno_core.sharding import replicate
+
+            state = replicate(state, layout.mesh)
+        crux._state = state
+        crux.epoch = epoch
+        crux._sync_back()
+    providers = data.plugin_state.get("providers", [])
+    for prov, st in zip(crux.providers.values(), providers):
+        if st is not None and hasattr(prov, "jno_load_state"):
+            prov.jno_load_state(st)
+
+
+def collect_plugin_state(crux: Any, exclude: Any = None) -> dict[str, Any]:
+    """JSON state of the solver's weight providers (in order) and of every registered plugin
+    implementing ``jno_state()`` (by plugin name)."""
+    from jno_core.plugins import get_plugin_manager
+
+    providers = [p.jno_state() if hasattr(p, "jno_state") else None for p in crux.providers.values()]
+    plugins: dict[str, Any] = {}
+    for _, p in get_plugin_manager().list_name_plugin():
+        if p is exclude or not callable(getattr(p, "jno_state", None)):
+            continue
+        plugins[plugin_name(p)] = p.jno_state()
+    return {"providers": providers, "plugins": plugins}
+
+
+def apply_state(plugins_: Sequence[Any], data: F.CheckpointData) -> list[str]:
+    """Call ``jno_load_state`` on each of ``plugins_`` saved under its plugin name; returns the
+    names restored."""
+    saved = data.plugin_state.get("plugins", {})
+    done = []
+    for p in plugins_:
+        name = plugin_name(p)
+        if name in saved and hasattr(p, "jno_load_state"):
+            p.jno_load_state(saved[name])
+            done.append(name)
+    return done
