@@ -282,7 +282,7 @@ class Core:
         callbacks: Sequence[Any] | None = None,
         *,
         progress: bool | None = None,
-        log_every: int = 10,
+        log_every: int = 50,
         chunk_size: int | None = None,
         devices: Any = None,
         batchsize: int | None = None,
@@ -305,7 +305,7 @@ class Core:
         :param seed: the minibatch sampling seed.
         """
         epochs = _check_positive_int(epochs, "epochs", "crux.solve(2_000)")
-        log_every = _check_positive_int(log_every, "log_every", "log_every=10")
+        log_every = _check_positive_int(log_every, "log_every", "log_every=50")
         cap = self.chunk_size if chunk_size is None else min(
             _check_positive_int(chunk_size, "chunk_size", "chunk_size=500"), self.chunk_size)
         if self._solving:
@@ -383,6 +383,23 @@ class Core:
                     P.unregister_plugin(cb)
         self._merge_history(hist)
         return hist
+
+    def load_state(self, state: Any) -> None:
+        """Replace the train state ``(params, opt_states, scheme_states, epoch)`` (e.g. from a
+        checkpoint): it is placed on the current layout (replicated when sharded), the epoch
+        counter continues from ``state[3]``, and the parameters are written back to the
+        networks. Not allowed while solving, except from hooks (early stopping's restore)."""
+        if self._state is not None:
+            old = jax.tree_util.tree_structure(self._state)
+            new = jax.tree_util.tree_structure(state)
+            if old != new:
+                raise ValueError(
+                    f"load_state: the state's structure does not match this solver's: expected "
+                    f"{old}, received {new}. Restore into a solver built from the same script."
+                )
+        self._state = replicate(state, self._layout.mesh) if self._layout.mesh is not None else state
+        self.epoch = int(np.asarray(state[3]))
+        self._sync_back()
 
     def _set_layout(self, mesh: Any) -> None:
         """Move points (sharded) and the train state (replicated) onto ``mesh``."""

@@ -71,6 +71,8 @@ FIRST_PARTY: dict[str, dict[str, str]] = {
     },
     "weightings": {
         "relobralo": "jno-plugin-relobralo",
+        "gradient_norm_balanced": "jno-plugin-balancing",
+        "ntk_balanced": "jno-plugin-balancing",
     },
 }
 

@@ -228,7 +228,10 @@ class Checkpoint:
 
     def _save(self, crux: Any, epoch: int, run: Any, defer: bool = False) -> None:
         """Training thread: copy the state to the host and hand it to the writer thread (with
-        ``defer``, only once the loss row of ``epoch`` arrives in ``on_chunk_end``)."""
+        ``defer``, only once the loss row of ``epoch`` arrives in ``on_chunk_end``). Under
+        ``jax.distributed`` only process 0 writes (the state is replicated)."""
+        if jax.process_index() != 0:
+            return
         t0 = time.perf_counter()
         state = crux._state
         treedef, leaves, info, structure = self._structure(crux, state)
