@@ -170,8 +170,11 @@ class SolveContext:
     def compile(self, name: str, fn: Callable[..., Any], *example_args: Any) -> Callable[..., Any]:
         """AOT-compile ``fn`` for ``example_args`` once per solve set-up and cache it under
         ``name`` on the solver (recompiled only when argument shapes change)."""
-        shapes = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.result_type(a)), example_args)
-        key = ("compiled", name, str(jax.tree_util.tree_structure(example_args)), str(shapes))
+        leaves, treedef = jax.tree_util.tree_flatten(example_args)
+        # the treedef itself is the key: str() of an equinox treedef pretty-prints the module
+        # (~4 ms per call), which showed up in every solve's set-up
+        key = ("compiled", name, treedef,
+               tuple((jnp.shape(a), str(jnp.result_type(a))) for a in leaves))
         hit = self.crux._shared.get(key)
         if hit is None:
             hit = jax.jit(fn).lower(*example_args).compile()

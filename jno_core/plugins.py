@@ -14,8 +14,10 @@ Environment variables:
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+import types
 import threading
 import warnings
 from importlib import metadata
@@ -166,18 +168,37 @@ def register_plugin(
 _DISTRIBUTIONS: dict[str, str] = {}
 
 
+_CHECKED_CLASSES: set[type] = set()
+
+
 def _check_hookimpls(pm: pluggy.PluginManager, plugin: Any, label: str) -> None:
     """Unknown hook names and arguments fail at registration (pluggy only checks arguments
-    of known hooks, and only unknown names on ``check_pending``)."""
-    import inspect
+    of known hooks, and only unknown names on ``check_pending``). Instances of a class that
+    passed once are not scanned again (callbacks are registered at every solve)."""
+    cls = type(plugin)
+    cacheable = not isinstance(plugin, (types.ModuleType, type)) and not any(
+        hasattr(v, "jno_impl") for v in getattr(plugin, "__dict__", {}).values()
+    )
+    if cacheable and cls in _CHECKED_CLASSES:
+        return
+    _check_attrs(plugin, label)
+    if cacheable:
+        _CHECKED_CLASSES.add(cls)
 
+
+def _check_attrs(plugin: Any, label: str) -> None:
     for attr in dir(plugin):
+        # look the attribute up without running properties (a plugin's properties may be
+        # slow or fail before a solve); hookimpls are plain functions on the class/module
         try:
-            fn = getattr(plugin, attr)
-        except Exception:  # noqa: BLE001 - properties that fail before a solve
+            raw = inspect.getattr_static(plugin, attr)
+        except AttributeError:
             continue
-        if not callable(fn) or not hasattr(fn, "jno_impl"):
+        if isinstance(raw, (staticmethod, classmethod)):
+            raw = raw.__func__
+        if not callable(raw) or not hasattr(raw, "jno_impl"):
             continue
+        fn = getattr(plugin, attr)
         spec = getattr(hookspecs.JnoSpec, attr, None)
         if spec is None:
             known = ", ".join(n for n in dir(hookspecs.JnoSpec) if not n.startswith("_"))
