@@ -197,3 +197,12 @@ def test_core_training_metrics_reach_sinks_with_monotone_steps():
     assert by_step[30]["lr/u_net"] == pytest.approx(float(sched(30)), rel=1e-6)
     assert by_step[10]["train/grad_norm"] == pytest.approx(h1.grad_norm[10], rel=1e-6)
     assert "tracker/tracker_0" in by_step[15]
+
+
+def test_progress_line_when_enabled_and_silent_by_default(capsys):
+    crux, _ = poisson1d()
+    crux.solve(30, progress=True, chunk_size=10)
+    err = capsys.readouterr().err
+    assert "epoch       30/30" in err and "epochs/s" in err
+    crux.solve(30)  # JNO_NO_PROGRESS / non-tty: silent
+    assert capsys.readouterr().err == ""
