@@ -12,6 +12,11 @@ import jno
 
 
 def build():
+    crux, u, _ = build_full()
+    return crux, u
+
+
+def build_full():
     π = jno.np.pi
     domain = jno.domain.rect(mesh_size=1 / 9)
     x, y, _ = domain.variable("interior")
@@ -20,7 +25,39 @@ def build():
     net.optimizer(optax.adam(1e-3))
     u, ub = net(x, y), net(xb, yb)
     pde = -(u.d2(x) + u.d2(y)) - 2 * π**2 * jno.np.sin(π * x) * jno.np.sin(π * y)
-    return jno.core([pde.mse, ub.mse]), u
+    return jno.core([pde.mse, ub.mse]), u, net
+
+
+def _trackers(u, net):
+    return [
+        jno.trackers.gradient_norms(interval=10),
+        jno.trackers.cos_similarity(interval=10),
+        jno.trackers.residual_stats(interval=10),
+        jno.trackers.input_sensitivity(u, interval=10),
+        jno.trackers.ntk_spectrum(u.grad(net), n_points=16, top_k=3, interval=10),
+        jno.trackers.hessian_spectrum(k=3, n_iter=12, interval=10),
+        jno.trackers.loss_landscape(interval=10, n_grid=5, alpha_range=0.5),
+    ]
+
+
+def _tracker_results(devices):
+    crux, u, net = build_full()
+    ts = _trackers(u, net)
+    crux.solve(21, devices=devices, callbacks=ts)
+    return {f"{t.name}/{k}": np.asarray(v).tolist() for t in ts for k, v in t.result.items()}
+
+
+def _checkpoint_resume(tmp):
+    crux, _, _ = build_full()
+    cb = jno.callbacks.checkpoint(directory=f"{tmp}/ckpt", save_interval_epochs=10)
+    crux.solve(20, devices=4, callbacks=[cb])
+    cb.close()
+    fresh, _, _ = build_full()
+    cb.restore(crux=fresh)
+    resumed = fresh.solve(10, devices=1).total_loss.tolist()
+    ref, _, _ = build_full()
+    straight = ref.solve(30, devices=1).total_loss[20:].tolist()
+    return resumed, straight
 
 
 def main():
@@ -37,6 +74,12 @@ def main():
     out["batch_b"] = d.solve(20, batchsize=16, seed=3, devices=4).total_loss.tolist()
     e, _ = build()
     out["batch_c"] = e.solve(20, batchsize=16, seed=4).total_loss.tolist()
+    out["trackers_one"] = _tracker_results(1)
+    out["trackers_four"] = _tracker_results(4)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out["resumed"], out["straight"] = _checkpoint_resume(tmp)
     json.dump(out, sys.stdout)
 
 

@@ -35,6 +35,18 @@ def test_minibatch_sampling_is_reproducible_from_the_seed(record):
     assert not np.allclose(record["batch_c"], record["batch_a"])
 
 
+def test_trackers_give_the_same_values_sharded(record):
+    one, four = record["trackers_one"], record["trackers_four"]
+    assert set(one) == set(four) and len(one) > 10
+    for key in one:
+        np.testing.assert_allclose(np.asarray(four[key], dtype=float), np.asarray(one[key], dtype=float),
+                                   rtol=2e-3, atol=1e-5, err_msg=key)
+
+
+def test_checkpoint_from_sharded_run_resumes_on_one_device(record):
+    np.testing.assert_allclose(record["resumed"], record["straight"], rtol=2e-5)
+
+
 def test_minibatch_is_without_replacement_and_deterministic():
     import jax
     import jax.numpy as jnp
