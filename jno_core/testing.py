@@ -18,6 +18,14 @@ method against your plugin::
 * :class:`WeightingConformance`: a loss-weighting scheme registered through
   ``jno_register_weightings`` (or any :class:`~jno_core.weighting.WeightingScheme`).
 
+For the value tests a plugin adds on top (checks against an independent computation), the kit
+also has :class:`ParamProbe` (the parameters at every fire), :class:`RecordingSink` (what the
+sinks receive), :class:`CompileEvents` / :func:`count_compiles_per_fire` (JAX compilations
+while active / during each fire), the ``fresh_plugins`` fixture, :func:`poisson_fields` (the
+problem's expressions, for your own constraints) and a plain-JAX reference of the problem
+(:func:`scalar_network`, :func:`poisson_residual`, :func:`poisson_losses`) that uses only the
+network's equinox module and ``jax.grad``.
+
 The plugin must be installed (``pip install -e plugins/<dist>``) so its entry point exists.
 Every check trains on :func:`small_problem`, a 1-D Poisson problem built with
 :func:`jno.nn.mlp` (no extra package needed). This module needs ``pytest``.
@@ -28,37 +36,53 @@ from __future__ import annotations
 import math
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pytest
 
-from . import plugins
+from . import _testkit, plugins
 from ._testkit import (
     CORE_PREFIXES,
+    CompileEvents,
+    ParamProbe,
+    PoissonFields,
     ProblemDims,
     RecordingSink,
     SmallProblem,
+    count_compiles_per_fire,
     entry_point as _entry_point,
     finish_run as _finish_run,
     fresh_plugin_manager,
     jno_plugins_json,
+    poisson_fields,
+    poisson_losses,
+    poisson_residual,
+    scalar_network,
     small_problem,
 )
 from .metrics import METRIC_TYPES, Array, Heatmap, Histogram, Scalar
 
-__all__ = [
-    "CORE_PREFIXES",
-    "ProblemDims",
-    "SmallProblem",
-    "small_problem",
-    "RecordingSink",
-    "jno_plugins_json",
-    "fresh_plugin_manager",
-    "TrackerConformance",
-    "SinkConformance",
-    "WeightingConformance",
-]
+__all__ = ["fresh_plugins", "TrackerConformance", "SinkConformance", "WeightingConformance"]
+__all__ += _testkit.__all__  # the helpers imported above
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture
+def fresh_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A pytest fixture: run the test in ``tmp_path`` (so runs and files land there) with the
+    plugin registry reset before and after (:func:`jno_core.plugins.reset`). Import it into
+    a test module and request it by name, or for every test of the module::
+
+        from jno_core.testing import fresh_plugins  # noqa: F401  (a fixture)
+
+        pytestmark = pytest.mark.usefixtures("fresh_plugins")
+    """
+    monkeypatch.chdir(tmp_path)
+    plugins.reset()
+    yield
+    plugins.reset()
+
 
 # ---------------------------------------------------------------------------- base
 class _PluginConformance:

@@ -3,13 +3,17 @@ independent computation. Copy this file as the starting point of your own plugin
 
 import jax
 import numpy as np
-import pytest
 
 import jno
-from jno_core import plugins
 from jno_core.compile import trainable_key
-from jno_core.hookspecs import hookimpl
-from jno_core.testing import RecordingSink, TrackerConformance, small_problem
+from jno_core.testing import (  # noqa: F401  (fresh_plugins: a fixture)
+    ParamProbe,
+    RecordingSink,
+    TrackerConformance,
+    count_compiles_per_fire,
+    fresh_plugins,
+    small_problem,
+)
 
 import jno_plugin_example
 
@@ -27,62 +31,20 @@ class TestParameterNormConformance(TrackerConformance):
 
 
 # ---------------------------------------------------------------------------- 2. values
-class ParamProbe:
-    """An independent plugin recording the parameters the solver exposes at each fire."""
-
-    def __init__(self, interval, key):
-        self.interval, self.key, self.seen = interval, key, {}
-
-    @hookimpl
-    def on_epoch(self, ctx, epoch):
-        self.seen[epoch] = jax.device_get(ctx.params[self.key])
-
-
-class CompileEvents:
-    """Counts JAX tracing/lowering/XLA compilation events (jax.monitoring) while active."""
-
-    def __init__(self):
-        self.events = []
-
-    def _cb(self, event, duration, **kw):
-        if event.startswith("/jax/core/compile/"):
-            self.events.append(event)
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self._cb)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._cb)
-
-
-@pytest.fixture
-def fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    plugins.reset()
-    yield
-    plugins.reset()
-
-
-def test_norm_matches_numpy_and_reaches_the_sink(fresh):
+# Then check the values against an independent computation. The kit's ParamProbe records the
+# parameters the solver hands every plugin at each fire, count_compiles_per_fire records the
+# JAX compilations each fire causes (none: prepare() compiled everything) and RecordingSink
+# keeps what the sinks receive. fresh_plugins runs a test in tmp_path with a reset registry.
+def test_norm_matches_numpy_and_reaches_the_sink(fresh_plugins):
     prob = small_problem()
     probe = ParamProbe(4, trainable_key(prob.net))
-    tracker = jno.trackers.parameter_norm(interval=4)
+    # count compilations during each fire: prepare() compiled everything already
+    tracker = count_compiles_per_fire(jno.trackers.parameter_norm(interval=4))
     assert tracker.value is None and tracker.latest_epoch is None
 
-    # count compilations during each fire: prepare() compiled everything already
-    fires = []
-    orig = tracker.on_epoch
-
-    def counted(ctx, epoch):
-        with CompileEvents() as ce:
-            orig(ctx=ctx, epoch=epoch)
-        fires.append(ce.events)
-
-    tracker.on_epoch = counted
     sink = RecordingSink()
     hist = prob.crux.solve(9, callbacks=[probe, tracker, sink])
-    assert fires == [[], [], []]
+    assert tracker.fire_compiles == [[], [], []]
 
     res = tracker.result
     assert res["epochs"].tolist() == [0, 4, 8] and res["norms"].shape == (3,)
@@ -98,5 +60,5 @@ def test_norm_matches_numpy_and_reaches_the_sink(fresh):
     assert tracker.value["norms"] == res["norms"][-1] and tracker.latest_epoch == 8
 
 
-def test_factory_is_the_registered_one(fresh):
+def test_factory_is_the_registered_one(fresh_plugins):
     assert jno.trackers.parameter_norm is jno.callbacks.parameter_norm is jno_plugin_example.parameter_norm

@@ -8,7 +8,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
@@ -16,41 +15,44 @@ import jno
 from jno_core import plugins
 from jno_core.compile import trainable_key
 from jno_core.errors import JnoPluginError, MaskError
-from jno_core.hookspecs import hookimpl
 from jno_core.metrics import Heatmap
+from jno_core.testing import (  # noqa: F401  (fresh_plugins: a fixture)
+    CompileEvents,
+    ParamProbe,
+    RecordingSink,
+    count_compiles_per_fire,
+    fresh_plugins,
+    poisson_fields,
+    poisson_residual,
+    scalar_network,
+)
 
 import jno_plugin_gradients as G_
 
-PI = np.pi
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 # ---------------------------------------------------------------------------- fixtures
 def build(three: bool = True, seed: int = 0, constant: bool = False):
     """1-D Poisson (+ a data-fit term, + optionally a constraint without any parameter)."""
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=16, num_layers=2, key=jax.random.PRNGKey(seed)))
-    net.optimizer(optax.adam(1e-3))
-    u, ub = net(x), net(xb)
-    pde = -u.d2(x) - jno.np.sin(PI * x)
-    terms = [pde.mse, ub.mse]
+    f = poisson_fields(hidden=16, seed=seed)
+    x, u = f.x, f.u
+    terms = [f.pde.mse, f.ub.mse]
     if three:
         terms.append((u - x * (1 - x)).mse)
     if constant:
         terms.append((x - 0.5).mse)
     crux = jno.core(terms)
-    pts = (np.asarray(domain.points("interior"))[:, 0], np.asarray(domain.points("boundary"))[:, 0])
-    return crux, net, pts
+    pts = (np.asarray(f.domain.points("interior"))[:, 0], np.asarray(f.domain.points("boundary"))[:, 0])
+    return crux, f.net, pts
 
 
 def hand_losses(params, static, pts, three=True, constant=False):
     """The constraint losses written out by hand (no jno evaluation)."""
     xs, xbs = (jnp.asarray(p, jnp.float32) for p in pts)
     module = eqx.combine(params, static)
-    f = lambda s: module(jnp.reshape(s, (1,)))[0]
-    d2 = jax.vmap(jax.grad(jax.grad(f)))(xs)
-    out = [jnp.mean((-d2 - jnp.sin(jnp.float32(PI) * xs)) ** 2), jnp.mean(jax.vmap(f)(xbs) ** 2)]
+    f = scalar_network(module)
+    out = [jnp.mean(poisson_residual(module, xs) ** 2), jnp.mean(jax.vmap(f)(xbs) ** 2)]
     if three:
         out.append(jnp.mean((jax.vmap(f)(xs) - xs * (1 - xs)) ** 2))
     if constant:
@@ -66,73 +68,6 @@ def hand_G(params, static, pts, leaf=None, **kw):
         g = jax.grad(lambda p: hand_losses(p, static, pts, **kw)[i])(params)
         rows.append(np.asarray(leaf(g)).ravel() if leaf is not None else np.asarray(ravel_pytree(g)[0]))
     return np.stack(rows).astype(np.float64)
-
-
-class ParamProbe:
-    """Records the parameters the solver exposes at every fire (independent of the trackers)."""
-
-    def __init__(self, interval, key):
-        self.interval, self.key, self.seen = interval, key, {}
-
-    @hookimpl
-    def on_epoch(self, ctx, epoch):
-        self.seen[epoch] = jax.device_get(ctx.params[self.key])
-
-
-class Sink:
-    def __init__(self):
-        self.calls = []
-
-    @hookimpl
-    def log_metrics(self, step, metrics):
-        self.calls.append((step, dict(metrics)))
-
-    def at(self, step):
-        out = {}
-        for s, m in self.calls:
-            if s == step:
-                out.update(m)
-        return out
-
-
-class CompileEvents:
-    """Counts JAX tracing/lowering/XLA compilation events (jax.monitoring) while active."""
-
-    def __init__(self):
-        self.events = []
-
-    def _cb(self, event, duration, **kw):
-        if event.startswith("/jax/core/compile/"):
-            self.events.append(event)
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self._cb)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._cb)
-
-
-def count_compiles_per_fire(tracker):
-    """Wrap ``tracker.on_epoch`` so every fire records how many compile events it caused."""
-    orig = tracker.on_epoch
-    tracker.fire_compiles = []
-
-    def wrapped(ctx, epoch):
-        with CompileEvents() as ce:
-            orig(ctx=ctx, epoch=epoch)
-        tracker.fire_compiles.append(list(ce.events))
-
-    tracker.on_epoch = wrapped
-    return tracker
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 # ---------------------------------------------------------------------------- tests
@@ -151,7 +86,7 @@ def test_values_match_hand_gradients_and_metrics_reach_sinks():
     cs = count_compiles_per_fire(jno.trackers.cos_similarity(interval=10))
     ga = count_compiles_per_fire(jno.trackers.gradient_alignment(interval=10))
     assert gn.value is None and gn.latest_epoch is None and cs.value is None and ga.value is None
-    sink = Sink()
+    sink = RecordingSink()
     hist = crux.solve(25, callbacks=[probe, gn, cs, ga, sink])
 
     # no compilation during any fire (compiled in on_solve_begin)

@@ -1,59 +1,37 @@
 """jno-plugin-hessian: Lanczos eigenvalues checked against the dense ``eigvalsh(jax.hessian)``
 of a hand-written loss (float32 throughout; tolerances stated per test)."""
 
-import logging
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
 import jno
-import jno_core.plugins as P
 from jno_core.errors import JnoPluginError
+from jno_core.testing import (  # noqa: F401  (fresh_plugins: a fixture)
+    count_compiles_per_fire,
+    fresh_plugins,
+    poisson_fields,
+    poisson_losses,
+    small_problem,
+)
 from jno_core.weighting import WeightingScheme
 
-
-@pytest.fixture(autouse=True)
-def _fresh_plugins(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    P.reset()
-    yield
-    P.reset()
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def poisson(hidden=8, layers=1, seed=0, mesh_size=0.05):
-    π = jno.np.pi
-    domain = jno.domain.line(mesh_size=mesh_size)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=hidden, num_layers=layers, key=jax.random.PRNGKey(seed)))
-    net.optimizer(optax.adam(1e-2))
-    u = net(x)
-    ub = net(xb)
-    pde = -u.d2(x) - jno.np.sin(π * x)
-    pde_mse, bc_mse = pde.mse, ub.mse
-    crux = jno.core([pde_mse, bc_mse])
-    return crux, dict(net=net, pde=pde, ub=ub, pde_mse=pde_mse, bc_mse=bc_mse, domain=domain)
-
-
-def hand_losses(module, domain):
-    """(pde loss, bc loss) of the 1-D Poisson problem, written directly with the module."""
-    xs = jnp.asarray(domain.points("interior")[:, 0], jnp.float32)
-    xb = jnp.asarray(domain.points("boundary"), jnp.float32)
-    u = lambda t: module(jnp.reshape(t, (1,)))[0]
-    u_xx = jax.vmap(jax.grad(jax.grad(u)))(xs)
-    pde = jnp.mean((-u_xx - jnp.sin(jnp.pi * xs)) ** 2)
-    bc = jnp.mean(jax.vmap(module)(xb)[:, 0] ** 2)
-    return pde, bc
+    p = small_problem(hidden=hidden, layers=layers, seed=seed, mesh_size=mesh_size, lr=1e-2)
+    pde_mse, bc_mse = p.losses
+    return p.crux, dict(net=p.net, pde=p.pde, ub=p.ub, pde_mse=pde_mse, bc_mse=bc_mse, domain=p.domain)
 
 
 def dense_eigvals(module, domain, which=lambda pde, bc: pde + bc, select=None):
-    """Descending eigenvalues of the dense Hessian of ``which(pde, bc)`` with respect to all
-    parameters, or to the leaf picked by ``select(module)``."""
+    """Descending eigenvalues of the dense Hessian of ``which(pde, bc)`` (the hand-written
+    losses of :func:`jno_core.testing.poisson_losses`) with respect to all parameters, or to
+    the leaf picked by ``select(module)``."""
     params, static = eqx.partition(module, eqx.is_inexact_array)
     if select is None:
         flat, unravel = ravel_pytree(params)
@@ -62,32 +40,9 @@ def dense_eigvals(module, domain, which=lambda pde, bc: pde + bc, select=None):
         leaf = select(module)
         flat = leaf.ravel()
         rebuild = lambda th: eqx.tree_at(select, module, th.reshape(leaf.shape))
-    H = jax.jit(jax.hessian(lambda th: which(*hand_losses(rebuild(th), domain))))(flat)
+    H = jax.jit(jax.hessian(lambda th: which(*poisson_losses(rebuild(th), domain))))(flat)
     H = np.asarray(H, np.float64)
     return np.linalg.eigvalsh(0.5 * (H + H.T))[::-1], flat.size
-
-
-class CompileLog:
-    def __enter__(self):
-        self.records = []
-        self._h = logging.Handler()
-        self._h.emit = lambda r: self.records.append(r.getMessage())
-        self._lg = logging.getLogger("jax")
-        self._old_level = self._lg.level
-        self._lg.addHandler(self._h)
-        self._lg.setLevel(logging.DEBUG)
-        self._old = jax.config.jax_log_compiles
-        jax.config.update("jax_log_compiles", True)
-        return self
-
-    @property
-    def compiles(self):
-        return [m for m in self.records if "Finished XLA compilation" in m]
-
-    def __exit__(self, *exc):
-        jax.config.update("jax_log_compiles", self._old)
-        self._lg.removeHandler(self._h)
-        self._lg.setLevel(self._old_level)
 
 
 def test_registered_under_both_namespaces():
@@ -184,14 +139,9 @@ class Fixed(WeightingScheme):
 
 
 def test_training_loss_hessian_includes_scheme_weights():
-    π = jno.np.pi
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=8, num_layers=1, key=jax.random.PRNGKey(0)))
-    net.optimizer(optax.adam(1e-2))
-    u = net(x)
-    pde_mse, bc_mse = (-u.d2(x) - jno.np.sin(π * x)).mse, net(xb).mse
+    f = poisson_fields(hidden=8, layers=1, seed=0, lr=1e-2)
+    net, domain = f.net, f.domain
+    pde_mse, bc_mse = f.pde.mse, f.bc.mse
     w_pde, w_bc = Fixed([pde_mse, bc_mse]).placeholders()
     crux = jno.core([w_pde * pde_mse, w_bc * bc_mse])
     cb = jno.trackers.hessian_spectrum(k=3, n_iter=25, interval=10)
@@ -220,20 +170,10 @@ def test_argument_errors():
 
 def test_no_compilation_when_firing_and_training_unchanged():
     crux_a, _ = poisson(hidden=16, layers=2, seed=5)
-    cb = jno.trackers.hessian_spectrum(k=3, n_iter=10, interval=6)
-    fires = []
-    orig = cb.compute
-
-    def counted(ctx, epoch):
-        with CompileLog() as log:
-            out = orig(ctx, epoch)
-        fires.append(len(log.compiles))
-        return out
-
-    cb.compute = counted
+    cb = count_compiles_per_fire(jno.trackers.hessian_spectrum(k=3, n_iter=10, interval=6))
     hist_a = crux_a.solve(20, callbacks=[cb])
     crux_b, _ = poisson(hidden=16, layers=2, seed=5)
     hist_b = crux_b.solve(20)
-    assert fires == [0, 0, 0, 0]  # epochs 0, 6, 12, 18
+    assert cb.fire_compiles == [[], [], [], []]  # epochs 0, 6, 12, 18
     np.testing.assert_array_equal(hist_a.losses, hist_b.losses)
     np.testing.assert_array_equal(hist_a.total_loss, hist_b.total_loss)

@@ -1,76 +1,38 @@
 """jno-plugin-landscape: grid values checked against a hand-written loss evaluated at the
 perturbed parameters; the centre against the solver's own training loss."""
 
-import logging
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
 import jno
-import jno_core.plugins as P
+from jno_core.testing import (  # noqa: F401  (fresh_plugins: a fixture)
+    count_compiles_per_fire,
+    fresh_plugins,
+    poisson_fields,
+    poisson_losses,
+    small_problem,
+)
 from jno_core.weighting import WeightingScheme
 
-
-@pytest.fixture(autouse=True)
-def _fresh_plugins(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    P.reset()
-    yield
-    P.reset()
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def poisson(hidden=16, layers=2, seed=0, lr=1e-2):
-    π = jno.np.pi
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=hidden, num_layers=layers, key=jax.random.PRNGKey(seed)))
-    net.optimizer(optax.adam(lr))
-    u = net(x)
-    pde = -u.d2(x) - jno.np.sin(π * x)
-    crux = jno.core([pde.mse, net(xb).mse])
-    return crux, net, domain
+    p = small_problem(hidden=hidden, layers=layers, seed=seed, lr=lr)
+    return p.crux, p.net, p.domain
 
 
 def hand_losses(module, domain):
     """(pde.mse, bc.mse) of the 1-D Poisson problem, written directly with the module."""
-    xs = jnp.asarray(domain.points("interior")[:, 0], jnp.float32)
-    xb = jnp.asarray(domain.points("boundary"), jnp.float32)
-    u = lambda t: module(jnp.reshape(t, (1,)))[0]
-    u_xx = jax.vmap(jax.grad(jax.grad(u)))(xs)
-    return float(jnp.mean((-u_xx - jnp.sin(jnp.pi * xs)) ** 2)), float(jnp.mean(jax.vmap(module)(xb)[:, 0] ** 2))
+    return tuple(float(v) for v in poisson_losses(module, domain))
 
 
 def hand_loss(module, domain):
     return sum(hand_losses(module, domain))
-
-
-class CompileLog:
-    def __enter__(self):
-        self.records = []
-        self._h = logging.Handler()
-        self._h.emit = lambda r: self.records.append(r.getMessage())
-        self._lg = logging.getLogger("jax")
-        self._old_level = self._lg.level
-        self._lg.addHandler(self._h)
-        self._lg.setLevel(logging.DEBUG)
-        self._old = jax.config.jax_log_compiles
-        jax.config.update("jax_log_compiles", True)
-        return self
-
-    @property
-    def compiles(self):
-        return [m for m in self.records if "Finished XLA compilation" in m]
-
-    def __exit__(self, *exc):
-        jax.config.update("jax_log_compiles", self._old)
-        self._lg.removeHandler(self._h)
-        self._lg.setLevel(self._old_level)
 
 
 def test_registered_under_both_namespaces():
@@ -82,21 +44,11 @@ def test_registered_under_both_namespaces():
 
 def test_centre_is_the_training_loss_and_no_compilation_when_firing():
     crux, net, domain = poisson(seed=1)
-    cb = jno.trackers.loss_landscape(interval=8, n_grid=5, alpha_range=0.5)
-    fires = []
-    orig = cb.compute
-
-    def counted(ctx, epoch):
-        with CompileLog() as log:
-            out = orig(ctx, epoch)
-        fires.append(len(log.compiles))
-        return out
-
-    cb.compute = counted
+    cb = count_compiles_per_fire(jno.trackers.loss_landscape(interval=8, n_grid=5, alpha_range=0.5))
     m0 = net.module
     hist = crux.solve(25, callbacks=[cb])
     r = cb.result
-    assert list(r["epochs"]) == [0, 8, 16, 24] and fires == [0, 0, 0, 0]
+    assert list(r["epochs"]) == [0, 8, 16, 24] and cb.fire_compiles == [[], [], [], []]
     assert r["landscapes"].shape == (4, 5, 5)
     np.testing.assert_allclose(r["alphas"], [-0.5, -0.25, 0.0, 0.25, 0.5])
     centre = r["landscapes"][:, 2, 2]
@@ -125,14 +77,9 @@ class Ramp(WeightingScheme):
 
 
 def test_centre_uses_the_current_weights_of_a_weighting_scheme():
-    π = jno.np.pi
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=8, num_layers=1, key=jax.random.PRNGKey(2)))
-    net.optimizer(optax.adam(1e-2))
-    u = net(x)
-    pde_mse, bc_mse = (-u.d2(x) - jno.np.sin(π * x)).mse, net(xb).mse
+    f = poisson_fields(hidden=8, layers=1, seed=2, lr=1e-2)
+    net, domain = f.net, f.domain
+    pde_mse, bc_mse = f.pde.mse, f.bc.mse
     w_pde, w_bc = Ramp([pde_mse, bc_mse]).placeholders()
     crux = jno.core([w_pde * pde_mse, w_bc * bc_mse])
     cb = jno.trackers.loss_landscape(interval=4, n_grid=3, alpha_range=0.1)

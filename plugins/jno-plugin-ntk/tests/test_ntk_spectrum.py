@@ -1,8 +1,6 @@
 """jno-plugin-ntk: the NTK spectrum checked against ``eigvalsh(J @ J.T)`` with ``J`` built by
 hand (``jax.jacrev`` of the network outputs at the same subsampled points)."""
 
-import logging
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -14,34 +12,21 @@ from jax.flatten_util import ravel_pytree
 import jno
 import jno_core.plugins as P
 from jno_core.errors import JnoPluginError
+from jno_core.testing import (  # noqa: F401  (fresh_plugins: a fixture)
+    count_compiles_per_fire,
+    fresh_plugins,
+    poisson_residual,
+    small_problem,
+)
 
 EPS32 = float(np.finfo(np.float32).eps)
 
-
-@pytest.fixture(autouse=True)
-def _fresh_plugins(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    P.reset()
-    yield
-    P.reset()
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def poisson(mesh_size=0.05, hidden=16, layers=2, out=1, seed=0):
-    π = jno.np.pi
-    domain = jno.domain.line(mesh_size=mesh_size)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, output_dim=out, hidden_dims=hidden, num_layers=layers,
-                                 key=jax.random.PRNGKey(seed))).optimizer(optax.adam(1e-3))
-    u = net(x)
-    ub = net(xb)
-    if out > 1:
-        u0, ub0 = u[..., 0], ub[..., 0]
-    else:
-        u0, ub0 = u, ub
-    pde = -u0.d2(x) - jno.np.sin(π * x)
-    crux = jno.core([pde.mse, ub0.mse])
-    return crux, dict(net=net, u=u, x=x, pde=pde, domain=domain)
+    p = small_problem(mesh_size=mesh_size, hidden=hidden, layers=layers, output_dim=out, seed=seed)
+    return p.crux, dict(net=p.net, u=p.u, x=p.x, pde=p.pde, domain=p.domain)
 
 
 def hand_jacobian(module, xs):
@@ -59,31 +44,6 @@ def hand_jacobian(module, xs):
 def hand_spectrum(J):
     K = J @ J.T
     return np.clip(np.linalg.eigvalsh(K)[::-1], 0.0, None), np.trace(K)
-
-
-class CompileLog:
-    """Collects 'Finished XLA compilation' records (jax_log_compiles) while active."""
-
-    def __enter__(self):
-        self.records = []
-        self._h = logging.Handler()
-        self._h.emit = lambda r: self.records.append(r.getMessage())
-        self._lg = logging.getLogger("jax")
-        self._old_level = self._lg.level
-        self._lg.addHandler(self._h)
-        self._lg.setLevel(logging.DEBUG)
-        self._old = jax.config.jax_log_compiles
-        jax.config.update("jax_log_compiles", True)
-        return self
-
-    @property
-    def compiles(self):
-        return [m for m in self.records if "Finished XLA compilation" in m]
-
-    def __exit__(self, *exc):
-        jax.config.update("jax_log_compiles", self._old)
-        self._lg.removeHandler(self._h)
-        self._lg.setLevel(self._old_level)
 
 
 def check_against_hand(value, J, n):
@@ -181,9 +141,7 @@ def hand_residual_jacobian(module, xs, centre=False):
     flat, unravel = ravel_pytree(params)
 
     def residuals(theta):
-        m = eqx.combine(unravel(theta), static)
-        u = lambda t: m(jnp.reshape(t, (1,)))[0]
-        r = -jax.vmap(jax.grad(jax.grad(u)))(xs) - jnp.sin(jnp.pi * xs)
+        r = poisson_residual(eqx.combine(unravel(theta), static), xs)
         return r - jnp.mean(r) if centre else r
 
     return np.asarray(jax.jit(jax.jacrev(residuals))(flat), np.float64)
@@ -239,21 +197,11 @@ def test_argument_errors():
 
 def test_no_compilation_when_firing_and_training_unchanged():
     crux_a, a = poisson(seed=3)
-    cb = jno.trackers.ntk_spectrum(a["u"].grad(a["net"]), n_points=16, top_k=4, interval=7)
-    fires = []
-    orig = cb.compute
-
-    def counted(ctx, epoch):
-        with CompileLog() as log:
-            out = orig(ctx, epoch)
-        fires.append(len(log.compiles))
-        return out
-
-    cb.compute = counted
+    cb = count_compiles_per_fire(jno.trackers.ntk_spectrum(a["u"].grad(a["net"]), n_points=16, top_k=4, interval=7))
     hist_a = crux_a.solve(30, callbacks=[cb])
     crux_b, _ = poisson(seed=3)
     hist_b = crux_b.solve(30)
-    assert fires == [0, 0, 0, 0, 0]  # epochs 0, 7, 14, 21, 28
+    assert cb.fire_compiles == [[], [], [], [], []]  # epochs 0, 7, 14, 21, 28
     np.testing.assert_array_equal(hist_a.losses, hist_b.losses)
     np.testing.assert_array_equal(hist_a.total_loss, hist_b.total_loss)
 

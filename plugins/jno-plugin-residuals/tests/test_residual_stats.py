@@ -4,99 +4,51 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import jno
-from jno_core import plugins
 from jno_core.compile import trainable_key
 from jno_core.errors import JnoPluginError
-from jno_core.hookspecs import hookimpl
 from jno_core.metrics import Histogram
-from jno_core.testing import RecordingSink, TrackerConformance
+from jno_core.testing import (  # noqa: F401  (fresh_plugins: a fixture)
+    ParamProbe,
+    RecordingSink,
+    TrackerConformance,
+    count_compiles_per_fire,
+    fresh_plugins,
+    poisson_fields,
+    poisson_residual,
+    scalar_network,
+)
 
 import jno_plugin_residuals
 
-PI = np.pi
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def build(scale: float = 1.0):
     """Poisson + boundary + data-fit constraints (the first optionally scaled)."""
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=16, num_layers=2, key=jax.random.PRNGKey(0)))
-    net.optimizer(optax.adam(1e-3))
-    u, ub = net(x), net(xb)
-    pde = -u.d2(x) - jno.np.sin(PI * x)
+    f = poisson_fields(hidden=16)
+    x, u, ub, pde = f.x, f.u, f.ub, f.pde
     data = u - x * (1 - x)
     losses = [scale * pde.mse if scale != 1.0 else pde.mse, ub.mse, data.mse]
     crux = jno.core(losses)
-    pts = (np.asarray(domain.points("interior"))[:, 0], np.asarray(domain.points("boundary"))[:, 0])
-    return crux, net, pts, dict(pde=pde, ub=ub, data=data, u=u, losses=losses)
+    pts = (np.asarray(f.domain.points("interior"))[:, 0], np.asarray(f.domain.points("boundary"))[:, 0])
+    return crux, f.net, pts, dict(pde=pde, ub=ub, data=data, u=u, losses=losses)
 
 
 def hand_residuals(params, static, pts):
     """[pde (N,), boundary (2,), data (N,)] from the equinox module, by hand."""
     xs, xbs = (jnp.asarray(p, jnp.float32) for p in pts)
     module = eqx.combine(params, static)
-    f = lambda s: module(jnp.reshape(s, (1,)))[0]
-    d2 = jax.vmap(jax.grad(jax.grad(f)))(xs)
+    f = scalar_network(module)
     return [np.asarray(r, np.float64) for r in (
-        -d2 - jnp.sin(jnp.float32(PI) * xs), jax.vmap(f)(xbs), jax.vmap(f)(xs) - xs * (1 - xs))]
+        poisson_residual(module, xs), jax.vmap(f)(xbs), jax.vmap(f)(xs) - xs * (1 - xs))]
 
 
 def np_stats(rs):
     return dict(means=[np.mean(r) for r in rs], stds=[np.std(r) for r in rs],
                 maxes=[np.max(r) for r in rs], p99=[np.percentile(r, 99) for r in rs])
-
-
-class ParamProbe:
-    def __init__(self, interval, key):
-        self.interval, self.key, self.seen = interval, key, {}
-
-    @hookimpl
-    def on_epoch(self, ctx, epoch):
-        self.seen[epoch] = jax.device_get(ctx.params[self.key])
-
-
-class CompileEvents:
-    """Counts JAX tracing/lowering/XLA compilation events (jax.monitoring) while active."""
-
-    def __init__(self):
-        self.events = []
-
-    def _cb(self, event, duration, **kw):
-        if event.startswith("/jax/core/compile/"):
-            self.events.append(event)
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self._cb)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._cb)
-
-
-def count_compiles_per_fire(tracker):
-    orig = tracker.on_epoch
-    tracker.fire_compiles = []
-
-    def wrapped(ctx, epoch):
-        with CompileEvents() as ce:
-            orig(ctx=ctx, epoch=epoch)
-        tracker.fire_compiles.append(list(ce.events))
-
-    tracker.on_epoch = wrapped
-    return tracker
-
-
-@pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def test_stats_match_numpy_on_hand_residuals():
@@ -117,10 +69,7 @@ def test_stats_match_numpy_on_hand_residuals():
         want = np_stats(hand)
         for k in want:
             np.testing.assert_allclose(res[k][s], want[k], rtol=2e-5, atol=1e-6, err_msg=k)
-        m = {}
-        for step, batch in sink.records:
-            if step == e:
-                m.update(batch)
+        m = sink.at(e)
         for i in range(3):
             base = f"explainability/residual/constraint_{i}"
             for k, label in (("means", "mean"), ("stds", "std"), ("maxes", "max"), ("p99", "p99")):

@@ -10,77 +10,31 @@ import pytest
 import jno
 from jno_core import plugins
 from jno_core.compile import trainable_key
-from jno_core.hookspecs import hookimpl
 from jno_core.metrics import Histogram
-from jno_core.testing import RecordingSink, TrackerConformance
+from jno_core.testing import (  # noqa: F401  (fresh_plugins: a fixture)
+    ParamProbe,
+    RecordingSink,
+    TrackerConformance,
+    count_compiles_per_fire,
+    fresh_plugins,
+    scalar_network,
+    small_problem,
+)
 
 import jno_plugin_saliency
 
 PI = np.pi
 
-
-class ParamProbe:
-    def __init__(self, interval, key):
-        self.interval, self.key, self.seen = interval, key, {}
-
-    @hookimpl
-    def on_epoch(self, ctx, epoch):
-        self.seen[epoch] = jax.device_get(ctx.params[self.key])
-
-
-class CompileEvents:
-    """Counts JAX tracing/lowering/XLA compilation events (jax.monitoring) while active."""
-
-    def __init__(self):
-        self.events = []
-
-    def _cb(self, event, duration, **kw):
-        if event.startswith("/jax/core/compile/"):
-            self.events.append(event)
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self._cb)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._cb)
-
-
-def count_compiles_per_fire(tracker):
-    orig = tracker.on_epoch
-    tracker.fire_compiles = []
-
-    def wrapped(ctx, epoch):
-        with CompileEvents() as ce:
-            orig(ctx=ctx, epoch=epoch)
-        tracker.fire_compiles.append(list(ce.events))
-
-    tracker.on_epoch = wrapped
-    return tracker
-
-
-@pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    plugins.reset()
-    yield
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("fresh_plugins")
 
 
 def poisson1d():
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    net = jno.nn.wrap(jno.nn.mlp(1, hidden_dims=16, num_layers=2, key=jax.random.PRNGKey(0)))
-    net.optimizer(optax.adam(1e-3))
-    u, ub = net(x), net(xb)
-    pde = -u.d2(x) - jno.np.sin(PI * x)
-    return jno.core([pde.mse, ub.mse]), net, u, x, np.asarray(domain.points("interior"))
+    p = small_problem(hidden=16)
+    return p.crux, p.net, p.u, p.x, np.asarray(p.domain.points("interior"))
 
 
 def hand_du_dx(params, static, pts):
-    module = eqx.combine(params, static)
-    f = lambda s: module(jnp.reshape(s, (1,)))[0]
+    f = scalar_network(eqx.combine(params, static))
     return np.asarray(jax.vmap(jax.grad(f))(jnp.asarray(pts[:, 0])), np.float64)
 
 
@@ -98,10 +52,7 @@ def test_du_dx_matches_jax_grad_of_the_network():
     for s, e in enumerate([0, 10, 20]):
         want = hand_du_dx(probe.seen[e], net.static, pts)
         np.testing.assert_allclose(res["values"][s], want, rtol=1e-5, atol=1e-6)
-        m = {}
-        for step, batch in sink.records:
-            if step == e:
-                m.update(batch)
+        m = sink.at(e)
         a = np.abs(want)
         assert m["explainability/saliency/mean_abs"].value == pytest.approx(a.mean(), rel=1e-5)
         assert m["explainability/saliency/max_abs"].value == pytest.approx(a.max(), rel=1e-5)
