@@ -83,6 +83,9 @@ class SolveContext:
         # compiled gradient-matrix functions of this solve by selector id (shapes are fixed
         # within a solve; skips re-deriving ctx.compile's cache key, ~2 ms, at every fire)
         self._g_fns: dict[int, Callable[..., Any]] = {}
+        # the background worker of this solve's concurrent fires (None: run them inline)
+        self._worker: Any = None
+        self._snapshot: Any = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -131,6 +134,34 @@ class SolveContext:
     def request_stop(self, reason: str) -> None:
         """Stop the solve at the end of the current chunk."""
         self.stop_reason = reason
+
+    # ------------------------------------------------------------------ concurrency
+    def snapshot(self) -> "SolveContext":
+        """A frozen copy of this context at the current epoch: same solver, run and logger,
+        but ``params``/``state``/``points``/``inputs``/``weights``/``epoch`` fixed to their
+        values now (device arrays are immutable, so this copies nothing). Use it for work
+        handed to :meth:`submit`. One snapshot per epoch and state is shared by every
+        plugin firing then, so memoised quantities (:meth:`gradient_matrix`) are shared."""
+        snap = self._snapshot
+        if snap is None or snap.epoch != self.epoch or snap._frozen[0] is not self.crux._state:
+            snap = self._snapshot = _Snapshot(self)
+        return snap
+
+    def submit(self, epoch: int, label: str, job: Callable[[], None]) -> None:
+        """Run ``job`` (a fire of plugin ``label`` at ``epoch``) on the diagnostics thread
+        when the solve has one (see :mod:`jno_core.concurrent`), else now. A failing job is
+        raised as :class:`~jno_core.errors.JnoPluginError` naming ``label`` and ``epoch``."""
+        if self._worker is None:
+            job()
+        else:
+            self._worker.submit(epoch, label, job)
+
+    def wait_for_diagnostics(self) -> None:
+        """Block until every fire handed to :meth:`submit` so far has finished (a no-op
+        without a diagnostics thread). Plugins whose hooks read other plugins' live state
+        and are declared concurrent call this first."""
+        if self._worker is not None:
+            self._worker.wait()
 
     # ------------------------------------------------------------------ shared building blocks
     def selector(self, mask: Any = None) -> ParamSelector:
@@ -229,3 +260,42 @@ class SolveContext:
             return [evaluate(e, env) for e in exprs]
 
         return f
+
+
+class _Snapshot(SolveContext):
+    """:meth:`SolveContext.snapshot`: the context frozen at one epoch."""
+
+    def __init__(self, parent: SolveContext) -> None:
+        self.__dict__.update(parent.__dict__)
+        self._parent = parent
+        self._memo = {}
+        self._worker = None  # work submitted from a snapshot runs where the snapshot runs
+        self._snapshot = None
+        crux = parent.crux
+        self._frozen = (crux._state, crux._points, crux._current_inputs(), crux._current_weights(crux._state))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self._frozen[0][0]
+
+    @property
+    def state(self) -> Any:
+        return self._frozen[0]
+
+    @property
+    def points(self) -> dict[str, jax.Array]:
+        return self._frozen[1]
+
+    @property
+    def inputs(self) -> dict[str, jax.Array]:
+        return self._frozen[2]
+
+    @property
+    def weights(self) -> dict[str, jax.Array]:
+        return self._frozen[3]
+
+    def snapshot(self) -> SolveContext:
+        return self
+
+    def request_stop(self, reason: str) -> None:
+        self._parent.request_stop(reason)

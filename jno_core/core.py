@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
 from typing import Any, Sequence
@@ -22,6 +23,7 @@ import optax
 from . import expr as E
 from . import plugins as P
 from .compile import Env, evaluate, trainable_key
+from .concurrent import DiagnosticsWorker, concurrency_enabled
 from .context import SolveContext
 from .domain import point_set
 from .errors import ConfigError, JnoPluginError, NonFiniteLossError, ShapeError
@@ -45,22 +47,61 @@ def _check_positive_int(value: Any, what: str, example: str) -> int:
 
 
 class _MetricsBuffer:
-    """Metrics by step, delivered to the bus in step order once a step is complete."""
+    """Metrics by step, delivered to the bus in step order once a step is complete (a step
+    with a fire still running on the diagnostics thread is not complete)."""
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
         self.pending: dict[int, dict[str, Any]] = {}
+        self.worker: Any = None
+        self._lock = threading.Lock()
 
     def add(self, step: int, metrics: dict[str, Any]) -> None:
         if self.bus is None:
             return
-        self.pending.setdefault(step, {}).update(metrics)
+        with self._lock:
+            self.pending.setdefault(step, {}).update(metrics)
 
     def emit_before(self, step: int | None) -> None:
         if self.bus is None:
             return
-        for s in sorted(k for k in self.pending if step is None or k < step):
-            self.bus.put(s, self.pending.pop(s))
+        busy = self.worker.pending_from() if self.worker is not None else None
+        if busy is not None:
+            step = busy if step is None else min(step, busy)
+        with self._lock:
+            ready = [(s, self.pending.pop(s)) for s in sorted(k for k in self.pending if step is None or k < step)]
+        for s, m in ready:
+            self.bus.put(s, m)
+
+
+class _LrTable:
+    """Learning rates of every network at the logged epochs of one solve, from one
+    vectorised schedule call per network (a schedule call per chunk cost ~0.2 ms)."""
+
+    def __init__(self, fns: dict[str, Any], opt_start: int, start: int, end: int, log_every: int) -> None:
+        self.fns = {name: fn for name, fn in fns.items() if fn is not None}
+        self.opt_start = opt_start
+        first = -(-start // log_every) * log_every
+        self.epochs = np.arange(first, end, log_every)
+        if len(self.epochs) > 200_000:  # very long solves logging often: per chunk instead
+            self.epochs = self.epochs[:0]
+        self.table = {name: fn(self.epochs - opt_start) for name, fn in self.fns.items()}
+        self.log_every = log_every
+        self.first = first
+
+    def lookup(self, epochs: Sequence[int]) -> dict[str, np.ndarray]:
+        ep = np.asarray(epochs)
+        idx = (ep - self.first) // self.log_every
+        hit = (ep % self.log_every == 0) & (idx >= 0) & (idx < len(self.epochs))
+        out = {}
+        for name, fn in self.fns.items():
+            vals = np.empty(len(ep))
+            if hit.any():
+                vals[hit] = self.table[name][idx[hit]]
+            if (~hit).any():  # a non-finite stop outside the logging grid
+                vals[~hit] = fn(ep[~hit] - self.opt_start)
+            out[name] = vals
+        return out
 
 
 class Core:
@@ -347,6 +388,7 @@ class Core:
         buffer = _MetricsBuffer(bus)
         ctx = SolveContext(self, run, start, end, buffer.add)
         registered: list[Any] = []
+        worker = None
         self._solving = True
         try:
             for cb in callbacks:
@@ -360,11 +402,17 @@ class Core:
             P.call_hook(pm, "on_solve_begin", ctx=ctx)
             setup_time = time.perf_counter() - t_begin
             hist.compile_time += setup_time
+            if self._concurrent_fires_allowed():
+                worker = ctx._worker = buffer.worker = DiagnosticsWorker()
             self._loop(ctx, hist, pm, callbacks, buffer, start, end, cap, log_every, progress, run)
+            ctx.wait_for_diagnostics()
             ctx.epoch = self.epoch
             P.call_hook(pm, "on_solve_end", ctx=ctx, history=hist)
         finally:
             self._solving = False
+            if worker is not None:
+                worker.close()
+                ctx._worker = buffer.worker = None
             try:
                 self._sync_back()
                 try:
@@ -383,6 +431,13 @@ class Core:
                     P.unregister_plugin(cb)
         self._merge_history(hist)
         return hist
+
+    def _concurrent_fires_allowed(self) -> bool:
+        """Whether trackers may fire on a diagnostics thread (see :mod:`jno_core.concurrent`)."""
+        if not concurrency_enabled() or self.providers or jax.process_count() > 1:
+            return False
+        mesh = self._layout.mesh
+        return mesh is None or mesh.size == 1
 
     def load_state(self, state: Any) -> None:
         """Replace the train state ``(params, opt_states, scheme_states, epoch)`` (e.g. from a
@@ -457,10 +512,15 @@ class Core:
                 buffer.add(e, {f"tracker/{name}": Scalar(v) if v.size == 1 else Array(v)})
         due = [p for p in plugins_ if getattr(p, "interval", None) and e % p.interval == 0]
         trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
+        if ctx._worker is not None:
+            ctx._worker.check()
         for p in due:
             hooks = getattr(p, "on_epoch", None)
             if hooks is None:
                 continue
+            concurrent = "on_epoch" in getattr(p, "concurrent_hooks", ())
+            if not concurrent:
+                ctx.wait_for_diagnostics()
             t0 = time.perf_counter()
             if trace:
                 sys.stderr.write(f"jno hook on_epoch -> {P.plugin_name(p)} (epoch {e})\n")
@@ -471,10 +531,9 @@ class Core:
                     f"plugin {P.plugin_name(p)!r} failed in on_epoch at epoch {e}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            ms = (time.perf_counter() - t0) * 1e3
             fire_times = getattr(p, "fire_times_ms", None)
-            if isinstance(fire_times, list):
-                fire_times.append(ms)
+            if isinstance(fire_times, list) and not concurrent:  # concurrent ones time themselves
+                fire_times.append((time.perf_counter() - t0) * 1e3)
 
     def _loop(self, ctx: SolveContext, hist: History, pm: Any, callbacks: Sequence[Any], buffer: _MetricsBuffer,
               start: int, end: int, cap: int, log_every: int, progress: bool | None, run: Any) -> None:
@@ -482,6 +541,9 @@ class Core:
         for cb in callbacks:
             if cb not in plugins_ and getattr(cb, "interval", None):
                 plugins_.append(cb)
+        wait_chunk_end = any(hasattr(p, "on_chunk_end") and "on_chunk_end" not in getattr(p, "concurrent_hooks", ())
+                             for _, p in pm.list_name_plugin())
+        lr_table = _LrTable(self._lr_fns, self._opt_start_epoch, start, end, log_every)
         show = Progress(end - start, enabled=progress if progress is not None else (run.progress if run else None))
         e = start
         t_loop = time.perf_counter()
@@ -495,7 +557,7 @@ class Core:
             t0 = time.perf_counter()
             before = self._state
             inputs = self._current_inputs()
-            state, buf, n_done, ok = self._chunk_fn(before, self._points, inputs, jnp.int32(n), jnp.int32(log_every))
+            state, buf, n_done, ok = self._chunk_fn(before, self._points, inputs, np.int32(n), np.int32(log_every))
             self._state = state
             rows = np.asarray(buf)
             n_done = int(n_done)
@@ -507,8 +569,7 @@ class Core:
             ep_s = n_done / dt if dt > 0 else float("inf")
             logged = [j for j in range(n_done) if (e + j) % log_every == 0 or (not ok and j == n_done - 1)]
             if logged and buffer.bus is not None:
-                counts = np.asarray([e + j - self._opt_start_epoch for j in logged])
-                lrs = {name: fn(counts) for name, fn in self._lr_fns.items() if fn is not None}
+                lrs = lr_table.lookup([e + j for j in logged])
                 keys = ["loss/total"] + [f"loss/{n}" for n in self.constraint_names]
                 for t, j in enumerate(logged):
                     m = {k: Scalar(v) for k, v in zip(keys, rows[j, : n_terms + 1].tolist())}
@@ -520,8 +581,8 @@ class Core:
             buffer.add(e + max(n_done - 1, 0), {"perf/epochs_per_s": Scalar(ep_s)})
             if not ok:
                 # the state before the failing step: replay the good steps from the chunk start
-                self._state = self._chunk_fn(before, self._points, inputs, jnp.int32(n_done - 1),
-                                             jnp.int32(log_every))[0]
+                self._state = self._chunk_fn(before, self._points, inputs, np.int32(n_done - 1),
+                                             np.int32(log_every))[0]
                 self.epoch = e + n_done - 1
                 ctx.epoch = self.epoch
                 bad = [self.constraint_names[i] for i in range(n_terms) if not np.isfinite(rows[-1, 1 + i])]
@@ -542,6 +603,8 @@ class Core:
             e = e + n_done
             self.epoch = e
             ctx.epoch = e
+            if wait_chunk_end:
+                ctx.wait_for_diagnostics()
             P.call_hook(pm, "on_chunk_end", ctx=ctx, epochs=epochs_arr, losses=rows[:, : n_terms + 1])
             buffer.emit_before(e)
             show.update(e - start, float(rows[-1, 0]), ep_s)

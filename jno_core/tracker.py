@@ -6,6 +6,12 @@ first fire is warm); ``on_epoch`` (at ``epoch % interval == 0``) calls :meth:`co
 the value in :attr:`value` / :attr:`latest_epoch`, appends it to the history behind
 :attr:`result`, and logs :meth:`metrics` plus the fire's duration in milliseconds under
 ``explainability/time_ms/<name>``. Trackers never modify the train state.
+
+Fires run off the training thread when the solve has a diagnostics thread (see
+:mod:`jno_core.concurrent`): ``on_epoch`` freezes the context (:meth:`SolveContext.snapshot`)
+and submits the fire, so :meth:`compute` must only use the ``ctx`` it is given (never the
+solver's live state). :attr:`value`, :attr:`latest_epoch` and :attr:`result` are complete
+when ``solve()`` returns and whenever a non-concurrent plugin's hook runs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ class Tracker:
     name: str = "tracker"
     #: keys of the per-fire value that are stacked into :attr:`result`
     result_keys: tuple[str, ...] = ()
+    #: hooks the core may call while earlier fires are still running on the diagnostics
+    #: thread (a tracker reads nothing but its own snapshot)
+    concurrent_hooks: tuple[str, ...] = ("on_solve_begin", "on_epoch", "on_chunk_end")
 
     def __init__(self, interval: int = 100) -> None:
         if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval <= 0:
@@ -65,6 +74,15 @@ class Tracker:
 
     @hookimpl
     def on_epoch(self, ctx: Any, epoch: int) -> None:
+        submit = getattr(ctx, "submit", None)
+        if submit is None:  # a bare context (tests, tools): fire now
+            self._fire(ctx, epoch)
+            return
+        snap = ctx.snapshot()
+        submit(epoch, self.name, lambda: self._fire(snap, epoch))
+
+    def _fire(self, ctx: Any, epoch: int) -> None:
+        """Compute, store and log one fire (on the diagnostics thread when there is one)."""
         t0 = time.perf_counter()
         value = self.compute(ctx, epoch)
         value = {k: np.asarray(v) for k, v in value.items()}
@@ -72,6 +90,7 @@ class Tracker:
         if missing:
             raise TypeError(f"tracker {self.name!r} computed no value for {missing}.")
         ms = (time.perf_counter() - t0) * 1e3
+        self.fire_times_ms.append(ms)
         self.value = value
         self.latest_epoch = int(epoch)
         self._epochs.append(int(epoch))

@@ -48,6 +48,16 @@ def _lower_priority() -> None:
         pass
 
 
+def _stateful_concurrent_plugins(exclude: Any) -> bool:
+    """Whether a registered plugin with ``jno_state`` may still be firing on the diagnostics
+    thread (its state must then be complete before a save collects it)."""
+    from jno_core.plugins import get_plugin_manager
+
+    return any(p is not exclude and callable(getattr(p, "jno_state", None))
+               and "on_epoch" in getattr(p, "concurrent_hooks", ())
+               for _, p in get_plugin_manager().list_name_plugin())
+
+
 class Checkpoint:
     """Saves the whole train state every ``save_interval_epochs`` epochs and at the end of
     every solve; restores it to resume training.
@@ -85,6 +95,10 @@ class Checkpoint:
     """
 
     name = "checkpoint"
+    #: a save copies the train state (which fires never touch) and the state of plugins with
+    #: ``jno_state``; ``on_epoch`` waits for in-flight fires only when such a plugin is itself
+    #: concurrent (see :meth:`on_epoch`)
+    concurrent_hooks = ("on_solve_begin", "on_epoch", "on_chunk_end")
 
     def __init__(
         self,
@@ -152,6 +166,8 @@ class Checkpoint:
         self._drain(block=False)
         if epoch == ctx.start_epoch:
             return
+        if _stateful_concurrent_plugins(self):
+            ctx.wait_for_diagnostics()
         self._save(ctx.crux, epoch, ctx.run, defer=True)
 
     @hookimpl

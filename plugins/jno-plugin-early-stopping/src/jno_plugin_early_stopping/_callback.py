@@ -66,6 +66,8 @@ class EarlyStopping:
     """
 
     name = "early_stopping"
+    #: decides on the loss rows only, never on trackers: no need to wait for in-flight fires
+    concurrent_hooks = ("on_solve_begin", "on_epoch", "on_chunk_end")
 
     def __init__(
         self,
