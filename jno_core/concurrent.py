@@ -63,7 +63,11 @@ class DiagnosticsWorker:
 
     # ------------------------------------------------------------------ producer side
     def submit(self, epoch: int, label: str, job: Callable[[], None]) -> None:
-        """Queue ``job`` (fire of plugin ``label`` at ``epoch``)."""
+        """Queue ``job`` (fire of plugin ``label`` at ``epoch``); from the worker thread itself
+        (a fire submitting more work) it runs at once."""
+        if threading.current_thread() is self._thread:
+            job()
+            return
         with self._lock:
             self._pending.append(int(epoch))
         self._q.put((int(epoch), label, job))

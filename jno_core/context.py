@@ -143,9 +143,16 @@ class SolveContext:
         handed to :meth:`submit`. One snapshot per epoch and state is shared by every
         plugin firing then, so memoised quantities (:meth:`gradient_matrix`) are shared."""
         snap = self._snapshot
-        if snap is None or snap.epoch != self.epoch or snap._frozen[0] is not self.crux._state:
+        if snap is None or snap.epoch != self.epoch or snap._values()[0] is not self.crux._state:
             snap = self._snapshot = _Snapshot(self)
         return snap
+
+    def deferred_snapshot(self, epoch: int, materialize: Callable[[], Any], inputs: Any) -> "SolveContext":
+        """A context frozen at an earlier ``epoch`` of the chunk just run (deferred fires, see
+        ``Tracker.deferred_fire``): ``materialize()`` returns ``(params, scheme_states,
+        weights)`` of that epoch and is called on first use. Its :meth:`submit` goes to this
+        solve's diagnostics thread."""
+        return _Snapshot(self, epoch, materialize, inputs)
 
     def submit(self, epoch: int, label: str, job: Callable[[], None]) -> None:
         """Run ``job`` (a fire of plugin ``label`` at ``epoch``) on the diagnostics thread
@@ -263,36 +270,54 @@ class SolveContext:
 
 
 class _Snapshot(SolveContext):
-    """:meth:`SolveContext.snapshot`: the context frozen at one epoch."""
+    """:meth:`SolveContext.snapshot`: the context frozen at one epoch (from the live state,
+    or lazily from a chunk's on-device snapshot slot: :meth:`SolveContext.deferred_snapshot`)."""
 
-    def __init__(self, parent: SolveContext) -> None:
+    def __init__(self, parent: SolveContext, epoch: int | None = None,
+                 materialize: Callable[[], Any] | None = None, inputs: Any = None) -> None:
         self.__dict__.update(parent.__dict__)
         self._parent = parent
         self._memo = {}
-        self._worker = None  # work submitted from a snapshot runs where the snapshot runs
         self._snapshot = None
         crux = parent.crux
-        self._frozen = (crux._state, crux._points, crux._current_inputs(), crux._current_weights(crux._state))
+        if materialize is None:
+            self._worker = None  # work submitted from inside a fire runs where the fire runs
+            self._frozen = (crux._state, crux._points, crux._current_inputs(), crux._current_weights(crux._state))
+        else:
+            self.epoch = int(epoch)
+            self._frozen = None
+            self._materialize = materialize
+            self._deferred_inputs = inputs
+
+    def _values(self) -> tuple[Any, Any, Any, Any]:
+        f = self._frozen
+        if f is None:  # read the snapshot slot on first use (on the diagnostics thread)
+            params, wstates, weights = self._materialize()
+            f = self._frozen = ((params, None, wstates, np.int32(self.epoch)), self.crux._points,
+                                self._deferred_inputs, weights)
+        return f
 
     @property
     def params(self) -> dict[str, Any]:
-        return self._frozen[0][0]
+        return self._values()[0][0]
 
     @property
     def state(self) -> Any:
-        return self._frozen[0]
+        """``(params, None, scheme_states, epoch)`` for a deferred snapshot (optimizer states
+        are not kept per epoch)."""
+        return self._values()[0]
 
     @property
     def points(self) -> dict[str, jax.Array]:
-        return self._frozen[1]
+        return self._values()[1]
 
     @property
     def inputs(self) -> dict[str, jax.Array]:
-        return self._frozen[2]
+        return self._values()[2]
 
     @property
     def weights(self) -> dict[str, jax.Array]:
-        return self._frozen[3]
+        return self._values()[3]
 
     def snapshot(self) -> SolveContext:
         return self

@@ -74,6 +74,16 @@ class _MetricsBuffer:
             self.bus.put(s, m)
 
 
+def _deferred_epochs(e: int, stop: int, intervals: Sequence[int], limit: int) -> list[int]:
+    """The first ``limit`` epochs ``s`` with ``e < s < stop`` that are multiples of one of
+    ``intervals``, ascending."""
+    found: set[int] = set()
+    for iv in set(intervals):
+        first = (e // iv + 1) * iv
+        found.update(range(first, min(stop, first + iv * limit), iv))
+    return sorted(found)[:limit]
+
+
 class _LrTable:
     """Learning rates of every network at the logged epochs of one solve, from one
     vectorised schedule call per network (a schedule call per chunk cost ~0.2 ms)."""
@@ -270,37 +280,73 @@ class Core:
             row = jnp.concatenate([total[None], vals, norms]).astype(jnp.float32)
             return (new_params, new_opt, new_w, epoch + 1), row
 
-        def chunk(state: Any, points: Any, inputs: Any, n: jax.Array, log_every: jax.Array) -> Any:
+        K = self._snapshot_slots()
+
+        def chunk(state: Any, points: Any, inputs: Any, n: jax.Array, log_every: jax.Array,
+                  snap_at: jax.Array) -> Any:
             buf = jnp.full((L, n_terms + 3), jnp.nan, jnp.float32)
+            # parameters and scheme states at the epochs in ``snap_at`` (ascending, padded
+            # with -1): deferred fires read them after the chunk (see _loop)
+            snaps = jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + jnp.shape(x), jnp.result_type(x)),
+                                           (state[0], state[2]))
 
             def cond(c: Any) -> jax.Array:
                 return (c[0] < n) & c[3]
 
             def body(c: Any) -> Any:
-                i, s, b, _ = c
+                i, s, b, _, sn, slot = c
+                take = (slot < K) & (s[3] == snap_at[jnp.minimum(slot, K - 1)])
+                sn = jax.lax.cond(
+                    take,
+                    lambda x: jax.tree_util.tree_map(lambda buf_, v: buf_.at[slot].set(v), x, (s[0], s[2])),
+                    lambda x: x,
+                    sn,
+                )
                 s2, row = step(s, points, inputs, log_every)
                 ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
                 b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
                 # on a non-finite loss the loop stops; the host recomputes the state before
                 # that step by re-running the chunk (cheaper than selecting every step)
-                return i + 1, s2, b, ok
+                return i + 1, s2, b, ok, sn, slot + take.astype(jnp.int32)
 
-            i, s, b, ok = jax.lax.while_loop(cond, body, (jnp.int32(0), state, buf, jnp.bool_(True)))
-            return s, b, i, ok
+            init = (jnp.int32(0), state, buf, jnp.bool_(True), snaps, jnp.int32(0))
+            i, s, b, ok, sn, slot = jax.lax.while_loop(cond, body, init)
+            return s, b, i, ok, sn, slot
 
         return chunk
+
+    def _snapshot_slots(self) -> int:
+        """How many parameter snapshots one chunk keeps for deferred fires: up to 8, within
+        a 64 MiB budget (at least 1)."""
+        nbytes = sum(np.dtype(jnp.result_type(x)).itemsize * int(np.prod(jnp.shape(x)))
+                     for x in jax.tree_util.tree_leaves((self._state[0], self._state[2])))
+        return int(max(1, min(8, (64 << 20) // max(nbytes, 1))))
+
+    def _make_take_slot(self) -> Any:
+        schemes = dict(self.schemes)
+
+        def take(snaps: Any, j: jax.Array) -> Any:
+            params, wstates = jax.tree_util.tree_map(lambda b: b[j], snaps)
+            return params, wstates, {k: sc.weights(wstates[k]) for k, sc in schemes.items()}
+
+        return take
 
     def _compile_chunk(self, batchsize: int | None = None, seed: int = 0) -> float:
         key = (batchsize, seed if batchsize else None, self._layout.key)
         if key in self._chunk_fns:
-            self._chunk_fn = self._chunk_fns[key]
+            self._chunk_fn, self._take_slot, self._n_slots = self._chunk_fns[key]
             return 0.0
         t0 = time.perf_counter()
         fn = jax.jit(self._make_chunk(batchsize, seed))
-        self._chunk_fn = fn.lower(
-            self._state, self._points, self._current_inputs(), jnp.int32(1), jnp.int32(1)
-        ).compile()
-        self._chunk_fns[key] = self._chunk_fn
+        K = self._snapshot_slots()
+        args = (self._state, self._points, self._current_inputs(), np.int32(1), np.int32(1), np.full(K, -1, np.int32))
+        self._chunk_fn = fn.lower(*args).compile()
+        # compile the slot reader against real (placed/sharded) snapshot buffers: a 0-epoch run
+        empty = self._chunk_fn(*args[:3], np.int32(0), np.int32(1), args[5])[4]
+        self._take_slot = jax.jit(self._make_take_slot())
+        jax.block_until_ready(self._take_slot(empty, np.int32(0)))
+        self._n_slots = K
+        self._chunk_fns[key] = (self._chunk_fn, self._take_slot, K)
         return time.perf_counter() - t0
 
     def _tracker_fn(self, i: int) -> Any:
@@ -515,25 +561,41 @@ class Core:
         if ctx._worker is not None:
             ctx._worker.check()
         for p in due:
-            hooks = getattr(p, "on_epoch", None)
-            if hooks is None:
-                continue
-            concurrent = "on_epoch" in getattr(p, "concurrent_hooks", ())
-            if not concurrent:
-                ctx.wait_for_diagnostics()
-            t0 = time.perf_counter()
-            if trace:
-                sys.stderr.write(f"jno hook on_epoch -> {P.plugin_name(p)} (epoch {e})\n")
-            try:
-                p.on_epoch(ctx=ctx, epoch=e)
-            except Exception as exc:
-                raise JnoPluginError(
-                    f"plugin {P.plugin_name(p)!r} failed in on_epoch at epoch {e}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            fire_times = getattr(p, "fire_times_ms", None)
-            if isinstance(fire_times, list) and not concurrent:  # concurrent ones time themselves
-                fire_times.append((time.perf_counter() - t0) * 1e3)
+            self._call_on_epoch(ctx, p, e, trace)
+
+    def _call_on_epoch(self, ctx: SolveContext, p: Any, e: int, trace: bool) -> None:
+        """Call ``p.on_epoch`` (waiting first for in-flight fires unless ``p`` is concurrent),
+        naming ``p`` in any error."""
+        if getattr(p, "on_epoch", None) is None:
+            return
+        concurrent = "on_epoch" in getattr(p, "concurrent_hooks", ())
+        if not concurrent:
+            ctx.wait_for_diagnostics()
+        t0 = time.perf_counter()
+        if trace:
+            sys.stderr.write(f"jno hook on_epoch -> {P.plugin_name(p)} (epoch {e})\n")
+        try:
+            p.on_epoch(ctx=ctx, epoch=e)
+        except Exception as exc:
+            raise JnoPluginError(
+                f"plugin {P.plugin_name(p)!r} failed in on_epoch at epoch {e}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        fire_times = getattr(p, "fire_times_ms", None)
+        if isinstance(fire_times, list) and not concurrent:  # concurrent ones time themselves
+            fire_times.append((time.perf_counter() - t0) * 1e3)
+
+    def _fire_deferred(self, ctx: SolveContext, deferred: Sequence[Any], snaps: Any, epochs: Sequence[int],
+                       inputs: dict[str, Any]) -> None:
+        """Fire the deferred plugins due at each of ``epochs`` (inside the chunk just run),
+        each with a context frozen at that epoch from the chunk's snapshot ``slot``."""
+        trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
+        for j, s_ep in enumerate(epochs):
+            s_ep = int(s_ep)
+            snap = ctx.deferred_snapshot(s_ep, lambda j=j: self._take_slot(snaps, np.int32(j)), inputs)
+            for p in deferred:
+                if s_ep % p.interval == 0:
+                    self._call_on_epoch(snap, p, s_ep, trace)
 
     def _loop(self, ctx: SolveContext, hist: History, pm: Any, callbacks: Sequence[Any], buffer: _MetricsBuffer,
               start: int, end: int, cap: int, log_every: int, progress: bool | None, run: Any) -> None:
@@ -541,6 +603,11 @@ class Core:
         for cb in callbacks:
             if cb not in plugins_ and getattr(cb, "interval", None):
                 plugins_.append(cb)
+        # fires that can run after the chunk from a parameter snapshot taken on the device
+        # (trackers): they do not end a chunk, so the host is visited only for the others
+        deferred = [p for p in plugins_ if getattr(p, "deferred_fire", False)] if not self.providers else []
+        host_plugins = [p for p in plugins_ if not any(p is d for d in deferred)]
+        K = self._n_slots
         wait_chunk_end = any(hasattr(p, "on_chunk_end") and "on_chunk_end" not in getattr(p, "concurrent_hooks", ())
                              for _, p in pm.list_name_plugin())
         lr_table = _LrTable(self._lr_fns, self._opt_start_epoch, start, end, log_every)
@@ -551,13 +618,19 @@ class Core:
             self._fire(ctx, hist, pm, plugins_, e, buffer)
         n_terms = len(self.loss_terms)
         while e < end:
-            nxt = self._next_fire(e, plugins_)
+            nxt = self._next_fire(e, host_plugins)
             stop_at = min(end, e + cap, nxt if nxt is not None else end)
+            snap_epochs = _deferred_epochs(e, stop_at, [p.interval for p in deferred], K + 1)
+            if len(snap_epochs) > K:  # out of snapshot slots: a host visit at the next one
+                stop_at, snap_epochs = snap_epochs[K], snap_epochs[:K]
+            snap_at = np.full(K, -1, np.int32)
+            snap_at[: len(snap_epochs)] = snap_epochs
             n = stop_at - e
             t0 = time.perf_counter()
             before = self._state
             inputs = self._current_inputs()
-            state, buf, n_done, ok = self._chunk_fn(before, self._points, inputs, np.int32(n), np.int32(log_every))
+            state, buf, n_done, ok, snaps, n_slots = self._chunk_fn(
+                before, self._points, inputs, np.int32(n), np.int32(log_every), snap_at)
             self._state = state
             rows = np.asarray(buf)
             n_done = int(n_done)
@@ -579,10 +652,12 @@ class Core:
                         m[f"lr/{name}"] = Scalar(float(vals[t]))
                     buffer.add(e + j, m)
             buffer.add(e + max(n_done - 1, 0), {"perf/epochs_per_s": Scalar(ep_s)})
+            if snap_epochs:
+                self._fire_deferred(ctx, deferred, snaps, snap_epochs[: int(n_slots)], inputs)
             if not ok:
                 # the state before the failing step: replay the good steps from the chunk start
                 self._state = self._chunk_fn(before, self._points, inputs, np.int32(n_done - 1),
-                                             np.int32(log_every))[0]
+                                             np.int32(log_every), snap_at)[0]
                 self.epoch = e + n_done - 1
                 ctx.epoch = self.epoch
                 bad = [self.constraint_names[i] for i in range(n_terms) if not np.isfinite(rows[-1, 1 + i])]

@@ -36,6 +36,9 @@ class Tracker:
     #: hooks the core may call while earlier fires are still running on the diagnostics
     #: thread (a tracker reads nothing but its own snapshot)
     concurrent_hooks: tuple[str, ...] = ("on_solve_begin", "on_epoch", "on_chunk_end")
+    #: ``on_epoch`` may run after the device chunk containing the epoch, with a context frozen
+    #: at that epoch (``SolveContext.deferred_snapshot``), so a fire does not end the chunk
+    deferred_fire: bool = True
 
     def __init__(self, interval: int = 100) -> None:
         if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval <= 0:
