@@ -147,12 +147,15 @@ class SolveContext:
             snap = self._snapshot = _Snapshot(self)
         return snap
 
-    def deferred_snapshot(self, epoch: int, materialize: Callable[[], Any], inputs: Any) -> "SolveContext":
+    def deferred_snapshot(self, epoch: int, materialize: Callable[[], Any], inputs: Any,
+                          gsel: Sequence[ParamSelector] = ()) -> "SolveContext":
         """A context frozen at an earlier ``epoch`` of the chunk just run (deferred fires, see
         ``Tracker.deferred_fire``): ``materialize()`` returns ``(params, scheme_states,
-        weights)`` of that epoch and is called on first use. Its :meth:`submit` goes to this
-        solve's diagnostics thread."""
-        return _Snapshot(self, epoch, materialize, inputs)
+        weights, [G per selector])`` of that epoch and is called on first use; ``gsel`` are
+        the selectors whose gradient matrix the chunk computed at that epoch (then
+        :meth:`gradient_matrix` reads it instead of recomputing). Its :meth:`submit` goes to
+        this solve's diagnostics thread."""
+        return _Snapshot(self, epoch, materialize, inputs, gsel)
 
     def submit(self, epoch: int, label: str, job: Callable[[], None]) -> None:
         """Run ``job`` (a fire of plugin ``label`` at ``epoch``) on the diagnostics thread
@@ -225,6 +228,8 @@ class SolveContext:
         epoch and mask, so every tracker asking at the same epoch shares one computation."""
         sel = self.selector(mask)
         memo_key = ("G", self.epoch, id(sel))
+        if getattr(self, "_device_g", None):
+            self._values()  # a deferred snapshot: the chunk may have computed G already
         if memo_key in self._memo:
             return self._memo[memo_key]
         fn = self._g_fns.get(id(sel)) or self.prepare_gradient_matrix(mask)
@@ -274,7 +279,8 @@ class _Snapshot(SolveContext):
     or lazily from a chunk's on-device snapshot slot: :meth:`SolveContext.deferred_snapshot`)."""
 
     def __init__(self, parent: SolveContext, epoch: int | None = None,
-                 materialize: Callable[[], Any] | None = None, inputs: Any = None) -> None:
+                 materialize: Callable[[], Any] | None = None, inputs: Any = None,
+                 gsel: Sequence[ParamSelector] = ()) -> None:
         self.__dict__.update(parent.__dict__)
         self._parent = parent
         self._memo = {}
@@ -288,11 +294,14 @@ class _Snapshot(SolveContext):
             self._frozen = None
             self._materialize = materialize
             self._deferred_inputs = inputs
+            self._device_g = list(gsel)
 
     def _values(self) -> tuple[Any, Any, Any, Any]:
         f = self._frozen
         if f is None:  # read the snapshot slot on first use (on the diagnostics thread)
-            params, wstates, weights = self._materialize()
+            params, wstates, weights, gs = self._materialize()
+            for sel, G in zip(self._device_g, gs):
+                self._memo[("G", self.epoch, id(sel))] = np.asarray(G)
             f = self._frozen = ((params, None, wstates, np.int32(self.epoch)), self.crux._points,
                                 self._deferred_inputs, weights)
         return f

@@ -239,7 +239,7 @@ class Core:
         return {k: s.weights(state[2][k]) for k, s in self.schemes.items()}
 
     # ------------------------------------------------------------------ the compiled step
-    def _make_chunk(self, batchsize: int | None = None, seed: int = 0) -> Any:
+    def _make_chunk(self, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> Any:
         terms = self.loss_terms
         trained = list(self.trained_keys)
         txs = {k: self.trainables[k].tx for k in trained}
@@ -280,74 +280,117 @@ class Core:
             row = jnp.concatenate([total[None], vals, norms]).astype(jnp.float32)
             return (new_params, new_opt, new_w, epoch + 1), row
 
-        K = self._snapshot_slots()
+        K = self._snapshot_slots(gsel)
+        gsel = list(gsel)
+
+        def gradient_matrices(params: Any, points: Any, inputs: Any) -> list[jax.Array]:
+            """``G`` ``(N, P_i)`` of the unweighted constraint losses for each selector."""
+            out = []
+            for sel in gsel:
+                def losses(theta: jax.Array, sel: Any = sel) -> jax.Array:
+                    env = Env(sel.unflatten(params, theta), points, {}, inputs, unweighted=True)
+                    return jnp.stack([evaluate(c, env) for c in terms])
+
+                out.append(jax.jacrev(losses)(sel.flatten(params)))
+            return out
 
         def chunk(state: Any, points: Any, inputs: Any, n: jax.Array, log_every: jax.Array,
-                  snap_at: jax.Array) -> Any:
+                  snap_at: jax.Array, g_at: jax.Array) -> Any:
             buf = jnp.full((L, n_terms + 3), jnp.nan, jnp.float32)
             # parameters and scheme states at the epochs in ``snap_at`` (ascending, padded
-            # with -1): deferred fires read them after the chunk (see _loop)
+            # with -1), and the gradient matrices where ``g_at[slot]``: deferred fires read
+            # them after the chunk (see _loop)
             snaps = jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + jnp.shape(x), jnp.result_type(x)),
                                            (state[0], state[2]))
+            gbufs = [jnp.zeros((K, n_terms, sel.size), jnp.float32) for sel in gsel]
 
             def cond(c: Any) -> jax.Array:
                 return (c[0] < n) & c[3]
 
             def body(c: Any) -> Any:
-                i, s, b, _, sn, slot = c
-                take = (slot < K) & (s[3] == snap_at[jnp.minimum(slot, K - 1)])
+                i, s, b, _, sn, gb, slot = c
+                k = jnp.minimum(slot, K - 1)
+                take = (slot < K) & (s[3] == snap_at[k])
                 sn = jax.lax.cond(
                     take,
                     lambda x: jax.tree_util.tree_map(lambda buf_, v: buf_.at[slot].set(v), x, (s[0], s[2])),
                     lambda x: x,
                     sn,
                 )
+                if gsel:
+                    gb = jax.lax.cond(
+                        take & g_at[k],
+                        lambda x: [g_.at[slot].set(G.astype(jnp.float32))
+                                   for g_, G in zip(x, gradient_matrices(s[0], points, inputs))],
+                        lambda x: x,
+                        gb,
+                    )
                 s2, row = step(s, points, inputs, log_every)
                 ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
                 b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
                 # on a non-finite loss the loop stops; the host recomputes the state before
                 # that step by re-running the chunk (cheaper than selecting every step)
-                return i + 1, s2, b, ok, sn, slot + take.astype(jnp.int32)
+                return i + 1, s2, b, ok, sn, gb, slot + take.astype(jnp.int32)
 
-            init = (jnp.int32(0), state, buf, jnp.bool_(True), snaps, jnp.int32(0))
-            i, s, b, ok, sn, slot = jax.lax.while_loop(cond, body, init)
-            return s, b, i, ok, sn, slot
+            init = (jnp.int32(0), state, buf, jnp.bool_(True), snaps, gbufs, jnp.int32(0))
+            i, s, b, ok, sn, gb, slot = jax.lax.while_loop(cond, body, init)
+            return s, b, i, ok, (sn, gb), slot
 
         return chunk
 
-    def _snapshot_slots(self) -> int:
-        """How many parameter snapshots one chunk keeps for deferred fires: up to 8, within
-        a 64 MiB budget (at least 1)."""
+    def _snapshot_slots(self, gsel: Sequence[Any] = ()) -> int:
+        """How many parameter snapshots (and gradient matrices) one chunk keeps for deferred
+        fires: up to 8, within a 64 MiB budget (at least 1)."""
         nbytes = sum(np.dtype(jnp.result_type(x)).itemsize * int(np.prod(jnp.shape(x)))
                      for x in jax.tree_util.tree_leaves((self._state[0], self._state[2])))
+        nbytes += sum(4 * len(self.loss_terms) * sel.size for sel in gsel)
         return int(max(1, min(8, (64 << 20) // max(nbytes, 1))))
 
     def _make_take_slot(self) -> Any:
         schemes = dict(self.schemes)
 
         def take(snaps: Any, j: jax.Array) -> Any:
-            params, wstates = jax.tree_util.tree_map(lambda b: b[j], snaps)
-            return params, wstates, {k: sc.weights(wstates[k]) for k, sc in schemes.items()}
+            (params, wstates), gs = jax.tree_util.tree_map(lambda b: b[j], snaps)
+            return params, wstates, {k: sc.weights(wstates[k]) for k, sc in schemes.items()}, gs
 
         return take
 
-    def _compile_chunk(self, batchsize: int | None = None, seed: int = 0) -> float:
-        key = (batchsize, seed if batchsize else None, self._layout.key)
+    def _compile_chunk(self, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> float:
+        key = (batchsize, seed if batchsize else None, self._layout.key, tuple(id(g) for g in gsel))
         if key in self._chunk_fns:
-            self._chunk_fn, self._take_slot, self._n_slots = self._chunk_fns[key]
+            self._chunk_fn, self._take_slot, self._n_slots, self._gsel = self._chunk_fns[key]
             return 0.0
         t0 = time.perf_counter()
-        fn = jax.jit(self._make_chunk(batchsize, seed))
-        K = self._snapshot_slots()
-        args = (self._state, self._points, self._current_inputs(), np.int32(1), np.int32(1), np.full(K, -1, np.int32))
+        fn = jax.jit(self._make_chunk(batchsize, seed, gsel))
+        K = self._snapshot_slots(gsel)
+        args = (self._state, self._points, self._current_inputs(), np.int32(1), np.int32(1),
+                np.full(K, -1, np.int32), np.zeros(K, bool))
         self._chunk_fn = fn.lower(*args).compile()
         # compile the slot reader against real (placed/sharded) snapshot buffers: a 0-epoch run
-        empty = self._chunk_fn(*args[:3], np.int32(0), np.int32(1), args[5])[4]
+        empty = self._chunk_fn(*args[:3], np.int32(0), np.int32(1), *args[5:])[4]
         self._take_slot = jax.jit(self._make_take_slot())
         jax.block_until_ready(self._take_slot(empty, np.int32(0)))
         self._n_slots = K
-        self._chunk_fns[key] = (self._chunk_fn, self._take_slot, K)
+        self._gsel = list(gsel)
+        self._chunk_fns[key] = (self._chunk_fn, self._take_slot, K, self._gsel)
         return time.perf_counter() - t0
+
+    def _gradient_selectors(self, ctx: SolveContext, plugins_: Sequence[Any]) -> list[Any]:
+        """Selectors of the deferred plugins that read the gradient matrix
+        (``needs_gradient_matrix``): the chunk computes it on the device at their fires. A
+        mask that fails to resolve is left to the plugin's ``on_solve_begin`` to report."""
+        if self.providers:
+            return []
+        out: list[Any] = []
+        for p in plugins_:
+            if getattr(p, "deferred_fire", False) and getattr(p, "needs_gradient_matrix", False):
+                try:
+                    sel = ctx.selector(getattr(p, "mask", None))
+                except Exception:
+                    continue
+                if not any(sel is g for g in out):
+                    out.append(sel)
+        return out
 
     def _tracker_fn(self, i: int) -> Any:
         fn = self._tracker_fns.get(i)
@@ -414,13 +457,11 @@ class Core:
             self._set_layout(make_mesh(devices))
         if batchsize is not None:
             check_batchsize(batchsize, self._points, self._constraint_point_sets())
-        compile_time = self._compile_chunk(batchsize, seed)
         start = self.epoch
         end = start + epochs
         hist = History(list(self.constraint_names))
         for name, t in zip(self.tracker_names, self.tracker_exprs):
             hist.trackers[name] = TrackerHistory(name, t.interval)
-        hist.compile_time = compile_time
         bus = run.bus if run is not None else None
         own_bus = None
         log_sinks = [cb for cb in callbacks if hasattr(cb, "log_metrics")]
@@ -433,6 +474,8 @@ class Core:
                 bus.add_sink(cb, P.plugin_name(cb))
         buffer = _MetricsBuffer(bus)
         ctx = SolveContext(self, run, start, end, buffer.add)
+        gsel = self._gradient_selectors(ctx, [p for _, p in pm.list_name_plugin()] + callbacks)
+        hist.compile_time = self._compile_chunk(batchsize, seed, gsel)
         registered: list[Any] = []
         worker = None
         self._solving = True
@@ -586,13 +629,14 @@ class Core:
             fire_times.append((time.perf_counter() - t0) * 1e3)
 
     def _fire_deferred(self, ctx: SolveContext, deferred: Sequence[Any], snaps: Any, epochs: Sequence[int],
-                       inputs: dict[str, Any]) -> None:
+                       g_at: np.ndarray, inputs: dict[str, Any]) -> None:
         """Fire the deferred plugins due at each of ``epochs`` (inside the chunk just run),
         each with a context frozen at that epoch from the chunk's snapshot ``slot``."""
         trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
         for j, s_ep in enumerate(epochs):
             s_ep = int(s_ep)
-            snap = ctx.deferred_snapshot(s_ep, lambda j=j: self._take_slot(snaps, np.int32(j)), inputs)
+            snap = ctx.deferred_snapshot(s_ep, lambda j=j: self._take_slot(snaps, np.int32(j)), inputs,
+                                         self._gsel if g_at[j] else ())
             for p in deferred:
                 if s_ep % p.interval == 0:
                     self._call_on_epoch(snap, p, s_ep, trace)
@@ -608,6 +652,7 @@ class Core:
         deferred = [p for p in plugins_ if getattr(p, "deferred_fire", False)] if not self.providers else []
         host_plugins = [p for p in plugins_ if not any(p is d for d in deferred)]
         K = self._n_slots
+        g_plugins = [p for p in deferred if getattr(p, "needs_gradient_matrix", False)] if self._gsel else []
         wait_chunk_end = any(hasattr(p, "on_chunk_end") and "on_chunk_end" not in getattr(p, "concurrent_hooks", ())
                              for _, p in pm.list_name_plugin())
         lr_table = _LrTable(self._lr_fns, self._opt_start_epoch, start, end, log_every)
@@ -625,12 +670,14 @@ class Core:
                 stop_at, snap_epochs = snap_epochs[K], snap_epochs[:K]
             snap_at = np.full(K, -1, np.int32)
             snap_at[: len(snap_epochs)] = snap_epochs
+            g_at = np.zeros(K, bool)
+            g_at[: len(snap_epochs)] = [any(s_ % p.interval == 0 for p in g_plugins) for s_ in snap_epochs]
             n = stop_at - e
             t0 = time.perf_counter()
             before = self._state
             inputs = self._current_inputs()
             state, buf, n_done, ok, snaps, n_slots = self._chunk_fn(
-                before, self._points, inputs, np.int32(n), np.int32(log_every), snap_at)
+                before, self._points, inputs, np.int32(n), np.int32(log_every), snap_at, g_at)
             self._state = state
             rows = np.asarray(buf)
             n_done = int(n_done)
@@ -653,11 +700,11 @@ class Core:
                     buffer.add(e + j, m)
             buffer.add(e + max(n_done - 1, 0), {"perf/epochs_per_s": Scalar(ep_s)})
             if snap_epochs:
-                self._fire_deferred(ctx, deferred, snaps, snap_epochs[: int(n_slots)], inputs)
+                self._fire_deferred(ctx, deferred, snaps, snap_epochs[: int(n_slots)], g_at, inputs)
             if not ok:
                 # the state before the failing step: replay the good steps from the chunk start
                 self._state = self._chunk_fn(before, self._points, inputs, np.int32(n_done - 1),
-                                             np.int32(log_every), snap_at)[0]
+                                             np.int32(log_every), snap_at, g_at)[0]
                 self.epoch = e + n_done - 1
                 ctx.epoch = self.epoch
                 bad = [self.constraint_names[i] for i in range(n_terms) if not np.isfinite(rows[-1, 1 + i])]

@@ -24,7 +24,8 @@ __all__ = ["GradientTracker", "GradientNorms", "CosSimilarity", "GradientAlignme
 
 
 class GradientTracker(Tracker):
-    """Base of the trackers that read the per-constraint gradient matrix.
+    """Base of the trackers that read the per-constraint gradient matrix (the solve computes
+    it on the device at their fire epochs: ``needs_gradient_matrix``).
 
     :param interval: fire every ``interval`` epochs (``epoch % interval == 0``).
     :param mask: ``None`` (every trained parameter) or a bool pytree matching one network's
@@ -33,6 +34,8 @@ class GradientTracker(Tracker):
         trained network raises :class:`jno_core.errors.MaskError` (naming the differing leaves)
         when the solve starts.
     """
+
+    needs_gradient_matrix = True
 
     def __init__(self, interval: int = 100, mask: Any = None) -> None:
         super().__init__(interval)

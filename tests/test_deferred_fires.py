@@ -1,0 +1,123 @@
+"""Deferred and concurrent tracker fires (jno_core.core._loop, jno_core.concurrent).
+
+Trackers fire from on-device parameter snapshots taken inside the chunk (the gradient matrix
+computed there too) and their work runs on the diagnostics thread. These tests pin down that
+this changes nothing a user can see: the values equal those of fires from host visits, the
+chunk count drops, metrics stay in step order, a failing tracker is still named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jno
+from jno_core.errors import JnoPluginError
+from jno_core.testing import RecordingSink, small_problem
+from jno_core.tracker import Tracker
+
+
+class _HostVisit:
+    """A non-deferred plugin due every epoch: forces a host visit (and so a live fire of
+    every tracker) at every epoch."""
+
+    interval = 1
+    plugin_name = "every-epoch"
+
+    @jno.hookimpl
+    def on_epoch(self, ctx, epoch):
+        pass
+
+
+def _count_chunks(crux):
+    """Record the epoch count of every chunk call of ``crux``'s next solve."""
+    calls: list[int] = []
+    orig = crux._compile_chunk
+
+    def compile_and_count(*a, **k):
+        t = orig(*a, **k)
+        fn = crux._chunk_fn
+
+        def counted(*args):
+            calls.append(int(args[3]))
+            return fn(*args)
+
+        crux._chunk_fn = counted
+        return t
+
+    crux._compile_chunk = compile_and_count
+    return calls
+
+
+def _trackers():
+    return [jno.trackers.gradient_norms(interval=10), jno.trackers.cos_similarity(interval=10),
+            jno.trackers.residual_stats(interval=20)]
+
+
+def _run(force_host: bool, epochs: int = 200):
+    p = small_problem(hidden=8, layers=2)
+    cbs = _trackers()
+    calls = _count_chunks(p.crux)
+    h = p.crux.solve(epochs, callbacks=cbs + ([_HostVisit()] if force_host else []))
+    return cbs, calls, h
+
+
+def test_deferred_fires_match_host_fires_and_cut_host_visits():
+    deferred, calls, h_def = _run(force_host=False)
+    live, calls_live, h_live = _run(force_host=True)
+    assert len(calls_live) == 200
+    np.testing.assert_array_equal(h_def.losses, h_live.losses)  # fires never touch training
+    for a, b in zip(deferred, live):
+        ra, rb = a.result, b.result
+        np.testing.assert_array_equal(ra["epochs"], np.arange(0, 200, a.interval))
+        np.testing.assert_array_equal(ra["epochs"], rb["epochs"])
+        for k in a.result_keys:
+            # deferred gradient matrices come from the chunk's own XLA program: equal up to
+            # float32 rounding of a differently fused computation
+            np.testing.assert_allclose(ra[k], rb[k], rtol=2e-5, atol=1e-7, err_msg=f"{a.name}:{k}")
+    # fires every 10 epochs; 8 snapshot slots per chunk, so besides the start the host is
+    # visited only at every 9th fire epoch (90, 180)
+    assert calls == [90, 90, 20], calls
+
+
+def test_metrics_of_concurrent_fires_arrive_in_step_order():
+    p = small_problem()
+    sink = RecordingSink()
+    p.crux.solve(300, callbacks=_trackers() + [sink])
+    steps = [s for s, _ in sink.records]
+    assert steps == sorted(steps)
+    assert len(set(steps)) == len(steps)  # one delivery per step: complete when delivered
+    assert sink.steps("explainability/gradient_norm/constraint_0") == list(range(0, 300, 10))
+    assert "explainability/residual/constraint_0/p99" in sink.at(280)
+
+
+class _Boom(Tracker):
+    name = "boom"
+    result_keys = ("v",)
+
+    def compute(self, ctx, epoch):
+        if epoch >= 30:
+            raise ValueError("exploded")
+        return {"v": np.float32(epoch)}
+
+
+def test_failing_deferred_fire_is_reported_with_the_plugin_name():
+    p = small_problem()
+    t = _Boom(interval=10)
+    with pytest.raises(JnoPluginError, match=r"'boom' failed in on_epoch at epoch 30: ValueError: exploded"):
+        p.crux.solve(100, callbacks=[t])
+    np.testing.assert_array_equal(t.result["epochs"], [0, 10, 20])
+
+
+def test_concurrency_switch_gives_identical_results(monkeypatch):
+    results = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("JNO_CONCURRENT_DIAGNOSTICS", flag)
+        p = small_problem()
+        cbs = _trackers()
+        h = p.crux.solve(120, callbacks=cbs)
+        results.append((h.losses, [cb.result for cb in cbs]))
+    (la, ra), (lb, rb) = results
+    np.testing.assert_array_equal(la, lb)
+    for a, b in zip(ra, rb):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
