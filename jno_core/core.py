@@ -2,8 +2,12 @@
 
 The loop runs epochs on the device in chunks (one compiled ``lax.while_loop`` over a fixed
 per-chunk loss buffer, so any chunk length reuses one compilation) and returns to the host
-only at epochs where a plugin or tracker expression asked to run (``epoch % interval == 0``)
-or when the per-chunk buffer is full. Per-epoch losses come back once per chunk.
+only at epochs where a non-tracker plugin or a tracker expression asked to run
+(``epoch % interval == 0``), when the per-chunk buffer is full, or when the chunk's
+parameter-snapshot slots for tracker fires are used up. Tracker plugins (``deferred_fire``)
+fire after the chunk from those snapshots (and from gradient matrices computed in the chunk
+for ``needs_gradient_matrix`` trackers), on the diagnostics thread of
+:mod:`jno_core.concurrent`. Per-epoch losses come back once per chunk.
 """
 
 from __future__ import annotations
