@@ -284,15 +284,41 @@ def _network_call(node: E.NetworkCall, env: Env) -> jax.Array:
     return net.apply(env.params[trainable_key(net)], inputs)
 
 
+def _is_pointwise(field: E.Placeholder) -> bool:
+    """Whether every value of ``field`` depends only on its own point (no reduction, ``@`` or
+    non-``...`` index mixes points below it)."""
+    return not any(n.point_set is None and any(c.point_set is not None for c in n.children)
+                   for n in E.walk([field]))
+
+
 def _network_gradient(node: E.NetworkGradient, env: Env) -> jax.Array:
+    """``d field / d theta`` ``(N, ..., P)``. A pointwise field is differentiated one point at
+    a time (``vmap`` over points of ``jacrev`` of that point's value): cost and memory
+    ``O(N * P)``; ``jacrev`` of the whole field would run ``N`` backward passes through all
+    ``N`` points (``O(N^2)``). Other expressions use ``jacrev`` of the whole value."""
     key = trainable_key(node.net)
     p = env.params[key]
     flat = flatten_selected(p, node.mask)
     child = node.children[0]
 
+    def params_at(theta: jax.Array) -> dict[str, Any]:
+        return {**env.params, key: unflatten_selected(p, node.mask, theta)}
+
+    ps = child.point_set
+    if ps is not None and _is_pointwise(child):
+        pts = env.points[ps]
+
+        def at_point(pt: jax.Array) -> jax.Array:
+            def f(theta: jax.Array) -> jax.Array:
+                sub = env.replace(params=params_at(theta), points={**env.points, ps: pt[None]})
+                return evaluate(child, sub)[0]
+
+            return jax.jacrev(f)(flat)
+
+        return jax.vmap(at_point)(pts)
+
     def f(theta: jax.Array) -> jax.Array:
-        sub = env.replace(params={**env.params, key: unflatten_selected(p, node.mask, theta)})
-        return evaluate(child, sub)
+        return evaluate(child, env.replace(params=params_at(theta)))
 
     return jax.jacrev(f)(flat)
 
