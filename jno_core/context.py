@@ -197,16 +197,23 @@ class SolveContext:
             "Pass the same expressions given to jno.core([...]) (assign them to variables first)."
         )
 
-    def loss_vector(self, params: dict[str, Any], *, unweighted: bool = True, indices: Sequence[int] | None = None) -> jax.Array:
+    def loss_vector(self, params: dict[str, Any], *, unweighted: bool = True, indices: Sequence[int] | None = None,
+                    points: Any = None, inputs: Any = None, weights: Any = None) -> jax.Array:
         """Traceable: the constraint losses ``(N,)`` (or the selected ``indices``) at
-        ``params``; unweighted = weighting-scheme weights set to 1."""
-        env = Env(params, self.points, self.weights, self.inputs, unweighted=unweighted)
+        ``params``; unweighted = weighting-scheme weights set to 1. ``points``, ``inputs`` and
+        ``weights`` default to this context's: pass them as arguments of a function you
+        compile, or they are baked into it as constants (and weights go stale)."""
+        env = Env(params, self.points if points is None else points,
+                  self.weights if weights is None else weights,
+                  self.inputs if inputs is None else inputs, unweighted=unweighted)
         terms = self.crux.loss_terms if indices is None else [self.crux.loss_terms[i] for i in indices]
         return jnp.stack([evaluate(c, env) for c in terms])
 
-    def total_loss(self, params: dict[str, Any]) -> jax.Array:
-        """Traceable: the training loss (weighted as in training) at ``params``."""
-        return jnp.sum(self.loss_vector(params, unweighted=False))
+    def total_loss(self, params: dict[str, Any], *, points: Any = None, inputs: Any = None,
+                   weights: Any = None) -> jax.Array:
+        """Traceable: the training loss (weighted as in training) at ``params`` (see
+        :meth:`loss_vector` for the optional arguments)."""
+        return jnp.sum(self.loss_vector(params, unweighted=False, points=points, inputs=inputs, weights=weights))
 
     def compile(self, name: str, fn: Callable[..., Any], *example_args: Any) -> Callable[..., Any]:
         """AOT-compile ``fn`` for ``example_args`` once per solve set-up and cache it under

@@ -7,6 +7,7 @@ chunk count drops, metrics stay in step order, a failing tracker is still named.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -121,3 +122,24 @@ def test_concurrency_switch_gives_identical_results(monkeypatch):
     for a, b in zip(ra, rb):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_context_loss_helpers_take_points_as_arguments():
+    """ctx.loss_vector / ctx.total_loss: with points passed as an argument a compiled
+    function evaluates the points it is given (nothing baked in), and the values equal the
+    solver's own losses recorded for that epoch."""
+    from jno_core.context import SolveContext
+
+    p = small_problem()
+    p.crux.solve(5)
+    ctx = SolveContext(p.crux, None, 5, 5, lambda *a: None)
+    params = ctx.params
+    f = jax.jit(lambda pp, pts: ctx.loss_vector(pp, points=pts))
+    got = np.asarray(f(params, ctx.points))
+    total = float(jax.jit(lambda pp, pts: ctx.total_loss(pp, points=pts))(params, ctx.points))
+    p.crux.solve(1)  # the loss recorded at epoch 5 is computed from the same parameters
+    np.testing.assert_allclose(got, p.crux.history.losses[-1], rtol=1e-5)
+    np.testing.assert_allclose(total, p.crux.history.total_loss[-1], rtol=1e-5)
+    # a different point set changes the value (the points are an argument, not a constant)
+    moved = {k: v * 0.5 for k, v in ctx.points.items()}
+    assert not np.allclose(np.asarray(f(params, moved)), got)
