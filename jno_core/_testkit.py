@@ -33,6 +33,7 @@ __all__ = [
     "poisson_residual",
     "poisson_losses",
     "RecordingSink",
+    "BatchRecordingSink",
     "ParamProbe",
     "CompileEvents",
     "count_compiles_per_fire",
@@ -227,6 +228,29 @@ class RecordingSink:
             if keys:
                 out.setdefault(s, set()).update(keys)
         return out
+
+
+class BatchRecordingSink(RecordingSink):
+    """A :class:`RecordingSink` that also implements ``log_metrics_batch``: the metrics
+    delivery thread then hands it everything queued in one call. ``records`` is the flat list
+    of ``(step, metrics)`` as with :class:`RecordingSink`; ``batches`` the list of batch sizes
+    in call order (a ``log_metrics`` call counts as a batch of one)."""
+
+    plugin_name = "batch-recording-sink"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    @hookimpl
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        self.batches.append(1)
+        self.records.append((int(step), dict(metrics)))
+
+    @hookimpl
+    def log_metrics_batch(self, records: Any) -> None:
+        self.batches.append(len(records))
+        self.records.extend((int(s), dict(m)) for s, m in records)
 
 
 def _jno_command() -> list[str]:

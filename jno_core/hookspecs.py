@@ -7,14 +7,16 @@ registers them for the duration of that solve.
 
 Threads: hooks marked *training thread* run in the thread that called ``solve()`` between
 device chunks, so time spent in them is time the device is idle. ``log_metrics``,
-``save_checkpoint`` (for sinks), ``flush_metrics`` and ``close_run`` run on the metrics delivery
-thread, off the training loop; they may block (network, disk) without slowing training, up to
-the bounded queue's capacity.
+``log_metrics_batch``, ``save_checkpoint`` (for sinks), ``flush_metrics`` and ``close_run`` run on
+the metrics delivery thread, off the training loop; they may block (network, disk) without
+slowing training, up to the bounded queue's capacity. They still share the interpreter (the GIL)
+and, on a small machine, the CPU with the training thread, so a sink should do little Python
+work per step: ``log_metrics_batch`` lets it write and flush once per batch.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
 
@@ -62,8 +64,8 @@ class JnoSpec:
 
         :param register: ``register(name, factory)``; ``factory(run)`` receives the
             :class:`jno_core.run.Run` and returns a plugin object implementing
-            ``log_metrics`` (and optionally ``save_checkpoint``, ``flush_metrics``,
-            ``close_run``).
+            ``log_metrics`` (and optionally ``log_metrics_batch``, ``save_checkpoint``,
+            ``flush_metrics``, ``close_run``).
         Must not block.
         """
 
@@ -140,6 +142,31 @@ class JnoSpec:
         :param metrics: ``{key: MetricValue}`` with :mod:`jno_core.metrics` types.
         Metrics delivery thread; may block. An exception is reported once, naming the
         plugin, and the other sinks still receive the metrics (strict mode re-raises).
+        """
+
+    @hookspec
+    def log_metrics_batch(self, records: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Deliver several steps' metrics to a sink in one call (optional; a sink that
+        implements it must also implement :meth:`log_metrics`, which the solve loop uses to
+        recognise sinks passed in ``solve(callbacks=[...])``).
+
+        Called instead of :meth:`log_metrics` with everything that was queued when the
+        delivery thread woke up (one call per wake-up rather than one per step), so a sink can
+        write and flush its files once per batch and a sink with a fixed cost per call (a
+        network round trip) pays it once. A sink without it gets one ``log_metrics`` call per
+        record, in the same order. ``save_checkpoint`` calls are ordered with the records: a
+        checkpoint queued between two steps ends one batch and starts the next.
+
+        :param records: a non-empty sequence of ``(step, metrics)`` pairs, exactly what
+            :meth:`log_metrics` would have received one call at a time, in delivery order
+            (non-decreasing ``step``; several records may carry the same step). ``metrics`` is
+            ``{key: MetricValue}`` with :mod:`jno_core.metrics` types.
+        Metrics delivery thread; may block (the training loop does not wait for it, only the
+        final flush of ``solve()`` does). An exception is reported once, naming the plugin;
+        the sink is skipped from then on (the records of that batch count as lost for it) and
+        the other sinks still receive everything (strict mode re-raises). After a batch
+        returns, what it delivered should be on disk or handed to the backend, so a killed
+        process keeps it.
         """
 
     @hookspec

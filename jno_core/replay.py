@@ -7,16 +7,19 @@ writer and the reader share one definition):
 ``metrics.csv``
     one row per scalar: ``step,key,value`` (long layout, header once). Values are written with
     ``repr(float)``, so ``nan``/``inf``/``-inf`` round-trip and float64 values are exact.
-``arrays/<key with "/" replaced by "__">/<step:08d>.npz``
-    one compressed file per heatmap / histogram / array value, holding ``values``, ``kind``,
-    ``key``, ``step`` (and ``bins`` for histograms).
+``arrays/<key with "/" replaced by "__">.npys``
+    every heatmap / histogram / array value of one key, appended as uncompressed ``.npy``
+    arrays: the key, then per value an int64 ``(step, kind code, bins)`` triple and the values
+    (format in :mod:`jno_core._arrayfile`; plain NumPy reads it). Runs written by jno before
+    this layout hold one compressed ``arrays/<key>/<step:08d>.npz`` per value (``values``,
+    ``kind``, ``key``, ``step``, ``bins``); :func:`read_metrics` reads both.
 ``checkpoints.csv``
     one row per saved checkpoint: ``epoch,path,timestamp,metadata`` (metadata as JSON).
 ``config.json``
     the run's configuration, written by ``jno.setup``.
 
-A killed process may leave a half-written last line; only complete lines (ending in a
-newline) are read.
+A killed process may leave a half-written last line or array record; only complete lines
+(ending in a newline) and complete records are read.
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ from typing import Any, Iterator, Mapping, Sequence
 import attrs
 import numpy as np
 
+from ._arrayfile import SUFFIX as ARRAY_SUFFIX
+from ._arrayfile import read_array_file
+
 __all__ = [
     "METRICS_FILE",
     "METRICS_HEADER",
     "CHECKPOINTS_FILE",
     "CHECKPOINTS_HEADER",
     "ARRAYS_DIR",
+    "ARRAY_SUFFIX",
     "array_dirname",
+    "array_filename",
     "read_metrics",
     "read_checkpoints",
     "load_run",
@@ -59,6 +67,14 @@ def array_dirname(key: str) -> str:
     """The folder under ``arrays/`` holding the values of ``key`` (``"/"`` becomes ``"__"``)."""
     name = key.replace("/", "__").replace("\\", "__").replace("\x00", "")
     return name if name not in ("", ".", "..") else f"_{name}"
+
+
+def array_filename(key: str) -> str:
+    """The file under ``arrays/`` holding the values of ``key``:
+    ``array_dirname(key) + ".npys"``. (Two keys that map to the same name, e.g. ``"a/b"`` and
+    ``"a__b"``, share nothing: the csv sink gives the second one ``<name>~2.npys``; every file
+    records its key.)"""
+    return array_dirname(key) + ARRAY_SUFFIX
 
 
 # ---------------------------------------------------------------------------- reading
@@ -114,7 +130,17 @@ def _read_arrays(root: Path) -> dict[str, dict[str, Any]]:
     found: dict[str, list[tuple[int, np.ndarray, str, int | None]]] = {}
     if not root.is_dir():
         return {}
-    for f in sorted(root.glob("*/*.npz")):
+    for f in sorted(root.glob("*" + ARRAY_SUFFIX)):
+        try:
+            key, records, _ = read_array_file(f)
+        except OSError as exc:
+            warnings.warn(f"{f}: unreadable array file skipped ({type(exc).__name__}: {exc}).",
+                          RuntimeWarning, stacklevel=3)
+            continue
+        if key is None:
+            continue
+        found.setdefault(key, []).extend((step, values, kind, bins) for step, kind, bins, values in records)
+    for f in sorted(root.glob("*/*.npz")):  # the layout of runs written before the .npys files
         try:
             with np.load(f, allow_pickle=False) as z:
                 key = str(z["key"]) if "key" in z else f.parent.name.replace("__", "/")
@@ -129,7 +155,7 @@ def _read_arrays(root: Path) -> dict[str, dict[str, Any]]:
         found.setdefault(key, []).append((step, values, kind, bins))
     out: dict[str, dict[str, Any]] = {}
     for key, items in found.items():
-        items.sort(key=lambda t: t[0])
+        items.sort(key=lambda t: t[0])  # stable: values logged at the same step keep their order
         kinds = [t[2] for t in items]
         entry: dict[str, Any] = {
             "steps": np.asarray([t[0] for t in items], dtype=np.int64),

@@ -19,9 +19,10 @@ method against your plugin::
   ``jno_register_weightings`` (or any :class:`~jno_core.weighting.WeightingScheme`).
 
 For the value tests a plugin adds on top (checks against an independent computation), the kit
-also has :class:`ParamProbe` (the parameters at every fire), :class:`RecordingSink` (what the
-sinks receive), :class:`CompileEvents` / :func:`count_compiles_per_fire` (JAX compilations
-while active / during each fire), the ``fresh_plugins`` fixture, :func:`poisson_fields` (the
+also has :class:`ParamProbe` (the parameters at every fire), :class:`RecordingSink` and
+:class:`BatchRecordingSink` (what the sinks receive, per step or in delivery batches),
+:class:`CompileEvents` / :func:`count_compiles_per_fire` (JAX compilations while active /
+during each fire), the ``fresh_plugins`` fixture, :func:`poisson_fields` (the
 problem's expressions, for your own constraints) and a plain-JAX reference of the problem
 (:func:`scalar_network`, :func:`poisson_residual`, :func:`poisson_losses`) that uses only the
 network's equinox module and ``jax.grad``.
@@ -48,6 +49,7 @@ from ._testkit import (
     ParamProbe,
     PoissonFields,
     ProblemDims,
+    BatchRecordingSink,
     RecordingSink,
     SmallProblem,
     count_compiles_per_fire,
@@ -337,8 +339,10 @@ class SinkConformance(_PluginConformance):
     the sink is registered through its entry point (``describe_plugins``, ``jno plugins``),
     that its hookimpls validate, that it accepts every metric type (including a ``nan``
     scalar) and that what it wrote reads back: scalars with their steps and values, ``nan`` as
-    ``nan``, the other kinds at their steps (and their values when :attr:`array_roundtrip`),
-    and finally that ``jno.setup(sinks=[sink_name])`` plus a solve writes ``loss/total``.
+    ``nan``, the other kinds at their steps (and their values when :attr:`array_roundtrip`);
+    that a sink implementing the optional ``log_metrics_batch`` writes the same as with one
+    ``log_metrics`` call per record (and still implements ``log_metrics``); and finally that
+    ``jno.setup(sinks=[sink_name])`` plus a solve writes ``loss/total``.
     """
 
     kind = "sinks"
@@ -405,6 +409,39 @@ class SinkConformance(_PluginConformance):
                 b = _conformance_batch(s)
                 np.testing.assert_allclose(np.asarray(hv), b["conformance/heatmap"].values, rtol=1e-6)
                 np.testing.assert_allclose(np.asarray(av), b["conformance/array"].values, rtol=1e-6)
+
+    def test_batch_delivery_reads_back_like_single_calls(self, run: Any) -> None:
+        """``log_metrics_batch`` (optional) writes what the same records sent one
+        ``log_metrics`` call at a time would: here steps 0-2 in one batch, 3 alone, 4-5 in a
+        second batch."""
+        sink = self.make_sink(run)
+        if getattr(sink, "log_metrics_batch", None) is None:
+            pytest.skip(f"{type(sink).__name__} has no log_metrics_batch (optional): the delivery "
+                        "thread calls log_metrics once per record")
+        assert callable(getattr(sink, "log_metrics", None)), (
+            f"{type(sink).__name__} implements log_metrics_batch but not log_metrics; a sink "
+            "must implement log_metrics (the solve loop recognises sinks by it).")
+        sink.log_metrics_batch(records=[(s, _conformance_batch(s)) for s in (0, 1, 2)])
+        sink.log_metrics(step=3, metrics=_conformance_batch(3))
+        sink.log_metrics_batch(records=[(s, _conformance_batch(s)) for s in (4, 5)])
+        for method in ("flush_metrics", "close_run"):
+            fn = getattr(sink, method, None)
+            if fn is not None:
+                fn()
+        data = self.read_back(run.dir)
+        steps = list(range(6))
+        got = data.get("conformance/scalar")
+        assert got is not None, f"read_back found no 'conformance/scalar'; it found {sorted(data)}"
+        assert list(map(int, got["steps"])) == steps
+        np.testing.assert_allclose(np.asarray(got["values"], dtype=np.float64), [0.5 + s for s in steps], rtol=1e-6)
+        assert all(math.isnan(float(v)) for v in data["conformance/nan"]["values"])
+        assert list(map(int, data["conformance/nan"]["steps"])) == steps
+        for kind in ("heatmap", "histogram", "array"):
+            if kind in self.readable_kinds:
+                assert list(map(int, data[f"conformance/{kind}"]["steps"])) == steps
+        if self.array_roundtrip:
+            for s, hv in zip(steps, data["conformance/heatmap"]["values"]):
+                np.testing.assert_allclose(np.asarray(hv), _conformance_batch(s)["conformance/heatmap"].values, rtol=1e-6)
 
     def test_end_to_end_through_setup(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         import jno

@@ -68,7 +68,7 @@ def test_scalars_round_trip_exactly_in_long_layout(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data["n"]["values"], np.full(7, 3.0))
 
 
-def test_arrays_saved_as_npz_per_key_and_step(tmp_path: Path) -> None:
+def test_arrays_appended_per_key_as_npy_arrays(tmp_path: Path) -> None:
     sink = CsvSink(_run(tmp_path))
     cos = np.array([[1.0, -0.25], [-0.25, 1.0]], np.float32)
     res = np.linspace(-3, 3, 101)
@@ -80,13 +80,19 @@ def test_arrays_saved_as_npz_per_key_and_step(tmp_path: Path) -> None:
     })
     sink.log_metrics(step=8, metrics={"explainability/cos_sim_matrix": Heatmap(2 * cos)})
     sink.flush_metrics()
-    f = tmp_path / "run" / "arrays" / "explainability__cos_sim_matrix" / "00000003.npz"
-    with np.load(f) as z:
-        np.testing.assert_array_equal(z["values"], cos)
-        assert z["values"].dtype == np.float32
-        assert str(z["kind"]) == "heatmap" and str(z["key"]) == "explainability/cos_sim_matrix"
-        assert int(z["step"]) == 3
-    assert not list((tmp_path / "run" / "arrays").rglob("*.tmp"))
+    f = tmp_path / "run" / "arrays" / "explainability__cos_sim_matrix.npys"
+    with open(f, "rb") as fh:  # plain NumPy reads the file: key, then (meta, values) pairs
+        read = lambda: np.lib.format.read_array(fh, allow_pickle=False)  # noqa: E731
+        assert str(read()) == "explainability/cos_sim_matrix"
+        np.testing.assert_array_equal(read(), [3, 0, -1])  # step, kind code (heatmap), no bins
+        first = read()
+        np.testing.assert_array_equal(first, cos)
+        assert first.dtype == np.float32
+        np.testing.assert_array_equal(read(), [8, 0, -1])
+        np.testing.assert_array_equal(read(), 2 * cos)
+        assert fh.read() == b""
+    assert sorted(p.name for p in (tmp_path / "run" / "arrays").iterdir()) == [
+        "explainability__cos_sim_matrix.npys", "ntk__eigenvalues.npys", "residuals__pde.npys"]
     data = read_metrics(tmp_path / "run")
     hm = data["explainability/cos_sim_matrix"]
     assert hm["kind"] == "heatmap"
@@ -187,3 +193,141 @@ def test_errors_say_what_to_fix(tmp_path: Path) -> None:
         sink.log_metrics(step=1, metrics={"a": Scalar(1.0)})
     with pytest.raises(FileNotFoundError, match="metrics.csv"):
         read_metrics(tmp_path / "nothing-here")
+
+
+def _records() -> list[tuple[int, dict]]:
+    return [
+        (s, {"loss/total": Scalar(1.0 / (s + 1)), "odd,key \"q\"": Scalar(float(s)),
+             "hm": Heatmap(np.arange(6.0).reshape(2, 3) * s), "h": Histogram(np.arange(s + 2.0), bins=3)})
+        for s in (0, 5, 5, 10)
+    ] + [(12, {"loss/total": Scalar(float("inf"))})]
+
+
+def test_batch_writes_exactly_what_per_step_calls_write(tmp_path: Path) -> None:
+    one, batch = tmp_path / "one", tmp_path / "batch"
+    a = CsvSink(types.SimpleNamespace(dir=one, name="a", config={}, sink_options={}))
+    for step, m in _records():
+        a.log_metrics(step=step, metrics=m)
+    a.close_run()
+    b = CsvSink(types.SimpleNamespace(dir=batch, name="b", config={}, sink_options={}))
+    recs = _records()
+    b.log_metrics_batch(records=recs[:3])
+    b.log_metrics_batch(records=recs[3:])
+    b.close_run()
+    assert (one / "metrics.csv").read_bytes() == (batch / "metrics.csv").read_bytes()
+    for name in ("hm.npys", "h.npys"):
+        assert (one / "arrays" / name).read_bytes() == (batch / "arrays" / name).read_bytes()
+    data = read_metrics(batch)
+    np.testing.assert_array_equal(data["loss/total"]["steps"], [0, 5, 5, 10, 12])
+    np.testing.assert_array_equal(data["loss/total"]["values"], [1.0, 1 / 6, 1 / 6, 1 / 11, np.inf])
+    np.testing.assert_array_equal(data['odd,key "q"']["values"], [0.0, 5.0, 5.0, 10.0])
+    np.testing.assert_array_equal(data["hm"]["steps"], [0, 5, 5, 10])
+    np.testing.assert_array_equal(data["hm"]["values"], [np.arange(6.0).reshape(2, 3) * s for s in (0, 5, 5, 10)])
+    assert [list(v) for v in data["h"]["values"]] == [list(np.arange(s + 2.0)) for s in (0, 5, 5, 10)]
+    np.testing.assert_array_equal(data["h"]["bins"], [3, 3, 3, 3])
+
+
+def test_one_write_and_flush_per_file_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jno_plugin_csv._sink as mod
+
+    fsyncs: list[int] = []
+    monkeypatch.setattr(mod.os, "fsync", lambda fd: fsyncs.append(fd))
+    sink = CsvSink(_run(tmp_path, fsync=True))
+    fsyncs.clear()
+    synced: list[str] = []
+    inner = sink._sync
+    monkeypatch.setattr(sink, "_sync", lambda fh: (synced.append(Path(fh.name).name), inner(fh)))
+    sink.log_metrics_batch(records=_records())  # 5 records, 2 array keys
+    assert sorted(synced) == ["h.npys", "hm.npys", "metrics.csv"]
+    assert len(fsyncs) == 3
+    synced.clear()
+    sink.log_metrics_batch(records=[(20, {"loss/total": Scalar(0.5)})] * 7)
+    assert synced == ["metrics.csv"]
+    sink.close_run()
+    assert read_metrics(tmp_path / "run")["loss/total"]["steps"].tolist() == [0, 5, 5, 10, 12] + [20] * 7
+
+
+def test_default_flushes_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jno_plugin_csv._sink as mod
+
+    fsyncs: list[int] = []
+    monkeypatch.setattr(mod.os, "fsync", lambda fd: fsyncs.append(fd))
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics_batch(records=_records())
+    assert fsyncs == []
+    # flushed: another reader sees every row before close_run
+    assert read_metrics(tmp_path / "run")["hm"]["steps"].tolist() == [0, 5, 5, 10]
+    sink.close_run()
+    assert len(fsyncs) == 3  # close_run makes the files durable
+
+
+def test_incomplete_array_record_is_ignored_and_cut_on_reopen(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics(step=0, metrics={"hm": Heatmap(np.ones((2, 2)))})
+    sink.log_metrics(step=1, metrics={"hm": Heatmap(2 * np.ones((2, 2)))})
+    sink.close_run()
+    f = tmp_path / "run" / "arrays" / "hm.npys"
+    whole = f.read_bytes()
+    with f.open("ab") as fh:  # a killed writer's incomplete third record
+        from jno_core._arrayfile import encode_record
+
+        fh.write(encode_record(2, "heatmap", 3 * np.ones((2, 2)))[:-5])
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["hm"]["steps"], [0, 1])
+    sink = CsvSink(_run(tmp_path))  # a resumed run appends after the last complete record
+    sink.log_metrics(step=2, metrics={"hm": Heatmap(4 * np.ones((2, 2)))})
+    sink.close_run()
+    assert f.read_bytes().startswith(whole)
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["hm"]["steps"], [0, 1, 2])
+    np.testing.assert_array_equal(data["hm"]["values"][:, 0, 0], [1.0, 2.0, 4.0])
+
+
+def test_keys_sharing_a_file_name_get_separate_files(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics(step=0, metrics={"a/b": Array([1.0]), "a__b": Array([2.0])})
+    sink.close_run()
+    sink = CsvSink(_run(tmp_path))  # reopened: each key finds its own file again
+    sink.log_metrics(step=1, metrics={"a__b": Array([20.0]), "a/b": Array([10.0])})
+    sink.close_run()
+    assert sorted(p.name for p in (tmp_path / "run" / "arrays").iterdir()) == ["a__b.npys", "a__b~2.npys"]
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["a/b"]["values"][:, 0], [1.0, 10.0])
+    np.testing.assert_array_equal(data["a__b"]["values"][:, 0], [2.0, 20.0])
+
+
+def test_reads_runs_written_with_the_older_npz_layout(tmp_path: Path) -> None:
+    old = tmp_path / "run" / "arrays" / "explainability__cos_sim_matrix"
+    old.mkdir(parents=True)
+    np.savez_compressed(old / "00000003.npz", values=np.eye(2), kind=np.asarray("heatmap"),
+                        key=np.asarray("explainability/cos_sim_matrix"), step=np.asarray(3, dtype=np.int64))
+    sink = CsvSink(_run(tmp_path))  # the same run resumed by this version
+    sink.log_metrics(step=8, metrics={"explainability/cos_sim_matrix": Heatmap(2 * np.eye(2))})
+    sink.close_run()
+    data = read_metrics(tmp_path / "run")
+    hm = data["explainability/cos_sim_matrix"]
+    np.testing.assert_array_equal(hm["steps"], [3, 8])
+    np.testing.assert_array_equal(hm["values"], [np.eye(2), 2 * np.eye(2)])
+
+
+def test_killed_during_batches_keeps_every_delivered_batch(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import os, signal, types
+        from pathlib import Path
+        import numpy as np
+        from jno_core.metrics import Scalar, Histogram
+        from jno_plugin_csv import CsvSink
+        run = types.SimpleNamespace(dir=Path({str(tmp_path / "killed")!r}), name="k", config={{}}, sink_options={{}})
+        sink = CsvSink(run)
+        for b in range(3):
+            sink.log_metrics_batch(records=[(4 * b + i, {{"loss/total": Scalar(float(4 * b + i)),
+                                                         "h": Histogram(np.arange(3.0) + 4 * b + i)}})
+                                            for i in range(4)])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    data = read_metrics(tmp_path / "killed")
+    np.testing.assert_array_equal(data["loss/total"]["steps"], np.arange(12))
+    np.testing.assert_array_equal(data["loss/total"]["values"], np.arange(12.0))
+    np.testing.assert_array_equal(data["h"]["values"][:, 0], np.arange(12.0))

@@ -39,3 +39,19 @@ def test_heatmap_to_rgb_shape_and_enlargement() -> None:
     assert img.shape == (66, 66, 3)
     with pytest.raises(ValueError, match="2-D"):
         heatmap_to_rgb(np.zeros(3))
+
+
+def test_encode_png_decodes_to_the_same_pixels() -> None:
+    Image = pytest.importorskip("PIL.Image")
+    import io
+
+    from jno_core.colormap import encode_png
+
+    img, _, _ = heatmap_to_rgb(np.array([[0.0, 1.0, np.nan], [0.5, 0.25, 2.0]]))
+    png = encode_png(img)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    decoded = Image.open(io.BytesIO(png))
+    assert decoded.mode == "RGB" and decoded.size == (img.shape[1], img.shape[0])
+    np.testing.assert_array_equal(np.asarray(decoded), img)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((2, 2, 3)))

@@ -103,6 +103,45 @@ def test_values_read_back(tmp_path: Path) -> None:
     assert a.num == 4 and a.max == 5.0 and a.min == 0.5 and a.sum == pytest.approx(8.5)
 
 
+def test_batch_writes_one_event_per_record_with_every_value(tmp_path: Path) -> None:
+    sink = TensorBoardSink(_run(tmp_path))
+    res = np.linspace(-2.0, 3.0, 41)
+    sink.log_metrics_batch(records=[
+        (0, {"loss/total": Scalar(1.0), "odd key!": Scalar(2.0)}),
+        (50, {"loss/total": Scalar(0.5), "hm": Heatmap(np.eye(3)), "h": Histogram(res, bins=8)}),
+        (50, {"explainability/x": Scalar(float("inf"))}),
+    ])
+    sink.log_metrics(step=100, metrics={"loss/total": Scalar(0.25)})
+    sink.close_run()
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    events = [e for e in EventFileLoader(str(sink.path)).Load() if e.HasField("summary")]
+    assert [e.step for e in events] == [0, 50, 50, 100]  # one event per record, in order
+    assert [len(e.summary.value) for e in events] == [2, 3, 1, 1]
+    data = read_events(tmp_path / "run" / "tensorboard")
+    assert data["loss/total"]["steps"] == [0, 50, 100]
+    np.testing.assert_array_equal(data["loss/total"]["values"], [1.0, 0.5, 0.25])
+    assert data["odd_key_"]["values"] == [2.0]  # tag cleaned as tensorboardX cleans it
+    assert data["explainability/x"]["values"] == [float("inf")]
+    np.testing.assert_array_equal(data["hm"]["values"][0], heatmap_to_rgb(np.eye(3))[0])
+    h = data["h"]["values"][0]
+    counts, edges = np.histogram(res, bins=8)
+    assert list(h.bucket) == [0.0] + counts.astype(float).tolist()  # one empty bucket on the left
+    np.testing.assert_allclose(list(h.bucket_limit), edges)
+
+
+def test_checksums_match_tensorboardx() -> None:
+    from tensorboardX.record_writer import masked_crc32c
+
+    from jno_plugin_tensorboard._sink import masked_crc32c_function
+
+    crc = masked_crc32c_function()
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 8, 100, 4097):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert crc(data) == masked_crc32c(data)
+
+
 def test_all_nonfinite_histogram_is_skipped_with_a_warning(tmp_path: Path) -> None:
     sink = TensorBoardSink(_run(tmp_path))
     with pytest.warns(RuntimeWarning, match="no finite values"):

@@ -243,6 +243,29 @@ def test_steps_never_decrease(tmp_path: Path, fake_init: list) -> None:
         sink.log_metrics(step=10, metrics={"a": Scalar(0.0)})
 
 
+def test_batch_logs_one_row_per_step_in_order(tmp_path: Path, fake_init: list) -> None:
+    sink = WandbSink(_jno_run(tmp_path, weave=False))
+    sink.log_metrics_batch(records=[
+        (0, {"loss/total": Scalar(1.0)}),
+        (50, {"loss/total": Scalar(0.5)}),
+        (50, {"explainability/x": Scalar(7.0), "loss/total": Scalar(0.4)}),  # same step: one row
+        (99, {"perf/epochs_per_s": Scalar(float("inf")), "h": Histogram(np.arange(10.0), bins=5)}),
+    ])
+    sink.log_metrics_batch(records=[(100, {"loss/total": Scalar(float("nan"))})])
+    logged = sink.wandb_run.logged
+    assert [s for s, _ in logged] == [0, 50, 99, 100]
+    assert logged[1][1] == {"loss/total": 0.4, "explainability/x": 7.0}  # later keys win, as in W&B
+    assert logged[2][1]["perf/epochs_per_s"] == float("inf")
+    hist = logged[2][1]["h"]
+    counts, edges = np.histogram(np.arange(10.0), bins=5)
+    assert hist.histogram == counts.tolist() and hist.bins == edges.tolist()
+    assert np.isnan(logged[3][1]["loss/total"])
+    with pytest.warns(RuntimeWarning, match="logged at step 100"):
+        sink.log_metrics_batch(records=[(90, {"a": Scalar(1.0)}), (120, {"a": Scalar(2.0)})])
+    assert [(s, d) for s, d in logged[4:]] == [(100, {"a": 1.0}), (120, {"a": 2.0})]
+    sink.close_run()
+
+
 def _fake_weave(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import importlib.machinery
 

@@ -2,7 +2,8 @@
 
 Registers the sink name ``"csv"`` (entry point ``csv = "jno_plugin_csv"`` of the group
 ``"jno"``). Scalars go to ``<run dir>/metrics.csv`` (``step,key,value``), heatmaps, histograms
-and arrays to ``<run dir>/arrays/<key>/<step>.npz``, checkpoints to ``checkpoints.csv``.
+and arrays to one append-only ``<run dir>/arrays/<key>.npys`` file per key (a sequence of
+``.npy`` arrays), checkpoints to ``checkpoints.csv``.
 Read them back with :func:`jno_core.replay.read_metrics`.
 """
 

@@ -1,68 +1,125 @@
-"""The ``tensorboard`` sink: one TensorBoard event file per run, written with tensorboardX.
+"""The ``tensorboard`` sink: one TensorBoard event file per run.
 
-Events are built with ``tensorboardX.summary`` and written synchronously with
-``tensorboardX.event_file_writer.EventsWriter`` on the metrics delivery thread (jno's
-delivery thread is already off the training loop). ``SummaryWriter`` is not used: its
-``flush()`` does not wait for its background thread, so events could still be missing from
-disk after a flush; here every ``log_metrics`` call ends with the file flushed, so a killed
-run keeps what it logged.
+Events are TensorBoard's ``Event``/``Summary`` protocol buffers (the classes tensorboardX
+ships), written by this module as TFRecords (length, masked CRC-32C, payload, masked CRC-32C;
+the checksum computed by ``google-crc32c``'s C code, or by tensorboardX's own when that is
+missing: its pure-Python fallback cost more than the training loop) on the metrics delivery
+thread, off the training loop. ``SummaryWriter`` is not used:
+its ``flush()`` does not wait for its background thread, so events could still be missing from
+disk after a flush. Every delivery (a ``log_metrics`` call, or a ``log_metrics_batch`` call with
+everything the delivery thread had queued) writes one event per record, holding all of that
+record's values in one ``Summary``, with one ``write`` and ends with the file flushed to the
+operating system, so a killed run keeps what it logged; ``close_run`` also ``fsync``s it.
 
 How each metric type is rendered:
 
-* :class:`~jno_core.metrics.Scalar` -> a scalar event (``nan``/``inf`` kept), as
-  ``SummaryWriter.add_scalar`` writes it;
-* :class:`~jno_core.metrics.Heatmap` -> an RGB image (as ``add_image(..., dataformats="HWC")``):
-  the values colour-mapped by :func:`jno_core.colormap.heatmap_to_rgb` (minimum dark purple,
-  maximum yellow, non-finite cells magenta, small arrays enlarged by pixel repetition);
+* :class:`~jno_core.metrics.Scalar` -> a scalar value (``simple_value``; ``nan``/``inf`` kept),
+  as ``SummaryWriter.add_scalar`` writes it;
+* :class:`~jno_core.metrics.Heatmap` -> an RGB PNG image (as ``add_image(...,
+  dataformats="HWC")``): the values colour-mapped by :func:`jno_core.colormap.heatmap_to_rgb`
+  (minimum dark purple, maximum yellow, non-finite cells magenta, small arrays enlarged by pixel
+  repetition) and encoded by :func:`jno_core.colormap.encode_png`;
 * :class:`~jno_core.metrics.Histogram` -> a histogram with ``metric.bins`` bins
-  (as ``add_histogram``);
+  (as ``add_histogram``: empty outer buckets trimmed, one empty bucket on the left);
 * :class:`~jno_core.metrics.Array` -> a histogram of the flattened values with
   ``min(64, size)`` bins. Arrays are *not* split into one scalar per index (a 100-eigenvalue
   spectrum would create 100 tags); the exact values are kept by the ``csv`` sink.
 
-Histograms drop non-finite values (TensorBoard cannot bin them); a value with no finite entry
-is skipped with a warning.
+Tags are cleaned as tensorboardX cleans them (characters other than letters, digits, ``-``,
+``_``, ``.`` and ``/`` become ``_``; leading ``/`` dropped). Histograms drop non-finite values
+(TensorBoard cannot bin them); a value with no finite entry is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
+import struct
 import threading
 import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from jno_core.colormap import heatmap_to_rgb
+from jno_core.binning import finite_values, histogram
+from jno_core.colormap import encode_png, heatmap_to_rgb
 from jno_core.hookspecs import hookimpl
-from jno_core.metrics import as_metric
+from jno_core.metrics import Array, Heatmap, Histogram, Scalar, as_metric
 
-__all__ = ["TensorBoardSink", "import_tensorboardx", "ARRAY_MAX_BINS", "OPTIONS"]
+__all__ = [
+    "TensorBoardSink",
+    "import_tensorboardx",
+    "masked_crc32c_function",
+    "histogram_proto",
+    "ARRAY_MAX_BINS",
+    "OPTIONS",
+]
 
 #: the most bins of an :class:`~jno_core.metrics.Array` rendered as a histogram
 ARRAY_MAX_BINS = 64
 #: the options the sink accepts
 OPTIONS = ("logdir", "filename_suffix")
+_INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w\.]")
+_METRIC_TYPES = (Scalar, Heatmap, Histogram, Array)
 
 
-def import_tensorboardx() -> tuple[Any, Any, Any]:
-    """``(tensorboardX.summary, EventsWriter, Event)``, or an ImportError that says how to
-    install them."""
+def import_tensorboardx() -> tuple[Any, Any, Any, Any]:
+    """``(Summary, HistogramProto, Event, masked_crc32c)`` from tensorboardX, or an ImportError
+    that says how to install it."""
     try:
-        from tensorboardX import summary
-        from tensorboardX.event_file_writer import EventsWriter
+        import tensorboardX  # noqa: F401 - the package itself, before its cached submodules
         from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import HistogramProto, Summary
+        from tensorboardX.record_writer import masked_crc32c
     except ImportError as exc:
         raise ImportError(
             "the jno 'tensorboard' sink (distribution jno-plugin-tensorboard, "
             "plugins/jno-plugin-tensorboard) needs the tensorboardX package, which could not be "
-            f"imported ({exc}). Fix: pip install tensorboardX pillow (or pip install -e "
+            f"imported ({exc}). Fix: pip install tensorboardX (or pip install -e "
             "plugins/jno-plugin-tensorboard), or drop 'tensorboard' from the run's sinks."
         ) from exc
-    return summary, EventsWriter, Event
+    return Summary, HistogramProto, Event, masked_crc32c
+
+
+def masked_crc32c_function() -> Callable[[bytes], int]:
+    """The TFRecord checksum: CRC-32C of the data, rotated right by 15 bits plus
+    ``0xA282EAD8`` (mod 2**32). Uses ``google_crc32c``'s C implementation when installed, else
+    tensorboardX's (native with the ``crc32c`` package, pure Python otherwise)."""
+    try:
+        import google_crc32c
+
+        value = google_crc32c.value if getattr(google_crc32c, "implementation", "c") == "c" else None
+    except ImportError:
+        value = None
+    if value is None:
+        return import_tensorboardx()[3]
+
+    def masked(data: bytes) -> int:
+        x = value(data)
+        return (((x >> 15) | ((x << 17) & 0xFFFFFFFF)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    return masked
+
+
+def histogram_proto(proto_cls: Any, values: np.ndarray, bins: int) -> Any:
+    """A ``HistogramProto`` of the finite ``values`` (non-empty, float64, flat) with ``bins``
+    equal-width bins (:func:`jno_core.binning.histogram`, i.e. ``np.histogram``), built as
+    tensorboardX's ``make_histogram`` builds it: TensorBoard keeps
+    only right bucket limits, so the buckets from the first to the last non-empty one are kept,
+    plus one bucket to their left (an empty one when the first bucket is not empty)."""
+    counts, limits = histogram(values, bins)
+    nonzero = np.flatnonzero(counts)
+    start, end = int(nonzero[0]), int(nonzero[-1]) + 1
+    counts = counts[start - 1 : end] if start > 0 else np.concatenate(([0], counts[:end]))
+    limits = limits[start : end + 1]
+    return proto_cls(
+        min=float(values.min()), max=float(values.max()), num=int(values.size), sum=float(values.sum()),
+        sum_squares=float(values.dot(values)), bucket_limit=limits.tolist(), bucket=counts.tolist(),
+    )
 
 
 class TensorBoardSink:
@@ -73,13 +130,14 @@ class TensorBoardSink:
     ``jno.toml``): ``logdir`` (default ``"tensorboard"``, relative to the run directory) and
     ``filename_suffix`` (appended to the event file's name; default a unique
     ``.<pid>-<random>`` so two writers never share a file).
-    :ivar path: the event file.
+    :ivar path: the event file (``events.out.tfevents.<unix time>.<host><suffix>``).
     """
 
     plugin_name = "tensorboard"
 
     def __init__(self, run: Any) -> None:
-        summary, events_writer, event_cls = import_tensorboardx()
+        summary_cls, histogram_cls, event_cls, _ = import_tensorboardx()
+        masked_crc = masked_crc32c_function()
         opts = dict((getattr(run, "sink_options", None) or {}).get("tensorboard", {}) or {})
         unknown = sorted(set(opts) - set(OPTIONS))
         if unknown:
@@ -92,79 +150,115 @@ class TensorBoardSink:
         self.logdir = logdir if logdir.is_absolute() else Path(run.dir) / logdir
         self.logdir.mkdir(parents=True, exist_ok=True)
         suffix = str(opts.get("filename_suffix", f".{os.getpid()}-{uuid.uuid4().hex[:8]}"))
-        self._summary = summary
+        self._summary = summary_cls
+        self._value = summary_cls.Value
+        self._image = summary_cls.Image
+        self._histo = histogram_cls
         self._event = event_cls
-        self._writer = events_writer(str(self.logdir / "events"), suffix)
-        self.path = Path(self._writer._file_name) if hasattr(self._writer, "_file_name") else self.logdir
+        self._crc = masked_crc
+        self.path = self.logdir / f"events.out.tfevents.{str(time.time())[:10]}.{socket.gethostname()}{suffix}"
+        self._fh = open(self.path, "ab")
         self._lock = threading.Lock()
         self._closed = False
         self._skipped: set[str] = set()
+        self._tags: dict[str, str] = {}
+        self._fh.write(self._record(event_cls(wall_time=time.time(), file_version="brain.Event:2")))
+        self._fh.flush()
 
     # ------------------------------------------------------------------ helpers
-    def _emit(self, summary: Any, step: int) -> None:
-        self._writer.write_event(self._event(wall_time=time.time(), step=step, summary=summary))
+    def _record(self, event: Any) -> bytes:
+        """``event`` framed as a TFRecord: length, its masked CRC-32C, payload, its CRC."""
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        crc = self._crc
+        return b"".join((header, struct.pack("<I", crc(header)), data, struct.pack("<I", crc(data))))
+
+    def _tag(self, key: str) -> str:
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = self._tags[key] = _INVALID_TAG_CHARACTERS.sub("_", key).lstrip("/")
+        return tag
 
     def _histogram(self, key: str, values: Any, step: int, bins: int) -> Any:
-        flat = np.asarray(values, dtype=np.float64).ravel()
-        finite = flat[np.isfinite(flat)]
+        finite = finite_values(values)
         if finite.size == 0:
             if key not in self._skipped:
                 self._skipped.add(key)
                 warnings.warn(
                     f"tensorboard sink: {key!r} at step {step} has no finite values "
-                    f"({flat.size} entries); its histogram is skipped (further skips of this key "
+                    f"({np.size(values)} entries); its histogram is skipped (further skips of this key "
                     "are silent).",
                     RuntimeWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
             return None
-        return self._summary.histogram(key, finite, bins=int(max(1, bins)))
+        return self._value(tag=self._tag(key), histo=histogram_proto(self._histo, finite, int(max(1, bins))))
 
     def _render(self, key: str, raw: Any, step: int) -> Any:
-        value = as_metric(raw, key=key, source="tensorboard sink")
-        kind = getattr(value, "kind", "array")
+        """One ``Summary.Value`` for ``raw`` (``None`` when there is nothing to show)."""
+        value = raw if type(raw) in _METRIC_TYPES else as_metric(raw, key=key, source="tensorboard sink")
+        kind = value.kind
         if kind == "scalar":
-            return self._summary.scalar(key, float(value.value))
+            return self._value(tag=self._tag(key), simple_value=float(value.value))
         if kind == "heatmap":
             img, _, _ = heatmap_to_rgb(value.values)
-            return self._summary.image(key, img, dataformats="HWC")
+            h, w, c = img.shape
+            return self._value(tag=self._tag(key), image=self._image(
+                height=h, width=w, colorspace=c, encoded_image_string=encode_png(img)))
         if kind == "histogram":
             return self._histogram(key, value.values, step, value.bins)
         n = int(np.size(value.values))
         return self._histogram(key, value.values, step, min(ARRAY_MAX_BINS, max(1, n)))
 
+    def _write(self, records: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"the tensorboard sink of {self.logdir} was closed (close_run) and received "
+                "more metrics; expected no calls after close_run. Open a new run with "
+                "jno.setup()."
+            )
+        out: list[bytes] = []
+        now = time.time()
+        for step, metrics in records:
+            step = int(step)
+            values = [v for v in (self._render(k, raw, step) for k, raw in metrics.items()) if v is not None]
+            if values:
+                out.append(self._record(self._event(wall_time=now, step=step,
+                                                    summary=self._summary(value=values))))
+        if out:
+            self._fh.write(b"".join(out))
+            self._fh.flush()
+
     # ------------------------------------------------------------------ hooks
     @hookimpl
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
-        """Write each metric as a scalar, image or histogram event at ``step``, then flush."""
+        """Write one event at ``step`` holding every metric (scalar, image or histogram), then
+        flush."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError(
-                    f"the tensorboard sink of {self.logdir} was closed (close_run) and received "
-                    "more metrics; expected no calls after close_run. Open a new run with "
-                    "jno.setup()."
-                )
-            step = int(step)
-            for key, raw in metrics.items():
-                summary = self._render(key, raw, step)
-                if summary is not None:
-                    self._emit(summary, step)
-            self._writer.flush()
+            self._write(((step, metrics),))
+
+    @hookimpl
+    def log_metrics_batch(self, records: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Like :meth:`log_metrics` for every record, with one write and one flush."""
+        with self._lock:
+            self._write(records)
 
     @hookimpl
     def flush_metrics(self) -> None:
-        """Write buffered events to disk."""
+        """Write buffered events to the operating system."""
         with self._lock:
             if not self._closed:
-                self._writer.flush()
+                self._fh.flush()
 
     @hookimpl
     def close_run(self) -> None:
-        """Flush and close the event file (idempotent)."""
+        """Flush, ``fsync`` and close the event file (idempotent)."""
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._writer.close()
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
 
     def __repr__(self) -> str:
         return f"TensorBoardSink({str(self.logdir)!r})"
