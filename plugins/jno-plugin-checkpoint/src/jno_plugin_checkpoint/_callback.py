@@ -152,10 +152,10 @@ class Checkpoint:
     # ------------------------------------------------------------------ hooks
     @hookimpl
     def on_solve_begin(self, ctx: Any) -> None:
-        """Compile the loss evaluation used for the metadata, describe the state's structure
-        and start the writer thread, so the first save is as cheap as the others."""
+        """Describe the state's structure and start the writer thread, so the first save is
+        as cheap as the others (the loss evaluation the metadata may need compiles on the
+        writer thread once training runs: :meth:`_prepare_loss_fn`)."""
         self._drain(block=False)
-        self._loss_fn(ctx.crux, warm=True)
         self._structure(ctx.crux, ctx.state)
         self._start_writer()
 
@@ -164,6 +164,7 @@ class Checkpoint:
         """Copy the state at ``epoch`` to the host; the write starts at the end of the next
         chunk, whose first loss row is this state's loss (no extra evaluation)."""
         self._drain(block=False)
+        self._prepare_loss_fn(ctx.crux)
         if epoch == ctx.start_epoch:
             return
         if _stateful_concurrent_plugins(self):
@@ -172,6 +173,7 @@ class Checkpoint:
 
     @hookimpl
     def on_chunk_end(self, ctx: Any, epochs: Any, losses: Any) -> None:
+        self._prepare_loss_fn(ctx.crux)
         if self._awaiting:
             first = int(np.asarray(epochs)[0]) if len(epochs) else None
             row = np.asarray(losses[0], np.float64) if len(epochs) else None
@@ -200,22 +202,37 @@ class Checkpoint:
         if wait:
             self._drain(block=True)
 
-    def _loss_fn(self, crux: Any, warm: bool = False) -> Any:
+    @staticmethod
+    def _loss_traceable(crux: Any) -> Callable[..., jax.Array]:
+        terms = list(crux.loss_terms)
+
+        def f(p: Any, pts: Any, inp: Any, w: Any) -> jax.Array:
+            env = Env(p, pts, w, inp)
+            return jnp.stack([evaluate(c, env) for c in terms])
+
+        return f
+
+    def _prepare_loss_fn(self, crux: Any) -> None:
+        """Queue the compilation of :meth:`_loss_fn` (against the live state's shapes) as the
+        writer thread's next job, once per solver. Only the writer calls it, for a save whose
+        loss row was not recorded (e.g. the final one), so it compiles there while training
+        runs instead of in the solve's set-up (``on_solve_begin``, where the trackers compile
+        for their first fire); jobs run in order, so every later write finds it compiled."""
+        if crux in self._loss_fns:
+            return
+        st = crux._state
+        args = (st[0], crux._points, crux._current_inputs(), crux._current_weights(st))
+        f = self._loss_traceable(crux)
+        self._loss_fns[crux] = self._start_writer().submit(lambda: jax.jit(f).lower(*args).compile())
+
+    def _loss_fn(self, crux: Any) -> Any:
         """``f(params, points, inputs, weights) -> (N,)`` the constraint losses as training
-        weighs them, compiled once per solver (``warm``: compile now, in ``on_solve_begin``)."""
+        weighs them, compiled once per solver (see :meth:`_prepare_loss_fn`)."""
         fn = self._loss_fns.get(crux)
+        if isinstance(fn, cf.Future):
+            fn = self._loss_fns[crux] = fn.result()
         if fn is None:
-            terms = list(crux.loss_terms)
-
-            def f(p: Any, pts: Any, inp: Any, w: Any) -> jax.Array:
-                env = Env(p, pts, w, inp)
-                return jnp.stack([evaluate(c, env) for c in terms])
-
-            fn = jax.jit(f)
-            if warm:
-                st = crux._state
-                fn = fn.lower(st[0], crux._points, crux._current_inputs(), crux._current_weights(st)).compile()
-            self._loss_fns[crux] = fn
+            fn = self._loss_fns[crux] = jax.jit(self._loss_traceable(crux))
         return fn
 
     def _structure(self, crux: Any, state: Any) -> tuple[Any, list[Any], list[dict[str, Any]], str]:

@@ -5,7 +5,8 @@ constraint losses (weighting-scheme weights set to 1) with respect to the parame
 ``mask``, from :meth:`jno_core.context.SolveContext.gradient_matrix`. The core memoises ``G``
 per fired epoch and mask, so running the three trackers together costs one ``jacrev``
 evaluation per epoch, not three. The ``jacrev`` function is AOT-compiled in
-:meth:`~GradientTracker.prepare` (``on_solve_begin``), so the first fire runs a warm kernel; the
+:meth:`~GradientTracker.prepare` (``on_solve_begin``, on the background compile pool of
+:mod:`jno_core.compile_pool`), so the first fire runs a warm kernel; the
 statistics themselves are NumPy on the host (:mod:`._math`), which never compiles.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from jno_core import compile_pool
 from jno_core.metrics import Heatmap
 from jno_core.tracker import Tracker
 
@@ -36,6 +38,8 @@ class GradientTracker(Tracker):
     """
 
     needs_gradient_matrix = True
+    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
+    compiles_in_background = True
 
     def __init__(self, interval: int = 100, mask: Any = None) -> None:
         super().__init__(interval)
@@ -47,10 +51,18 @@ class GradientTracker(Tracker):
         """Validate the mask, AOT-compile the shared gradient-matrix function and run it once
         (an XLA executable's first call pays one-off set-up, ~20 ms here; this keeps it out of
         the first fire). The warm-up value is memoised for the start epoch and shared by the
-        other gradient trackers; the core clears that memo before the first fire."""
-        self.n_params = ctx.selector(self.mask).size
-        ctx.prepare_gradient_matrix(self.mask)
-        ctx.gradient_matrix(self.mask)
+        other gradient trackers; the core clears that memo before the first fire. Both run on
+        the compile pool, once per mask, while the next plugins trace their functions."""
+        sel = ctx.selector(self.mask)  # here: a mask that matches nothing raises now
+        self.n_params = sel.size
+        mask = self.mask
+
+        def compile_and_warm() -> None:
+            ctx.prepare_gradient_matrix(mask)
+            ctx.gradient_matrix(mask)
+
+        compile_pool.run_async(ctx, ("gradient_matrix", id(sel)), compile_and_warm, owner=self.name)
+        compile_pool.settle(ctx, self)
 
     def gradient_matrix(self, ctx: Any) -> np.ndarray:
         """``G`` ``(N, P)`` at ``ctx.epoch`` (shared with the other gradient trackers)."""

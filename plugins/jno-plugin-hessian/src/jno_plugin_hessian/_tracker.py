@@ -7,7 +7,8 @@ forward-over-reverse differentiation, ``H v = jvp(grad(L), (theta,), (v,))``. Th
 eigenvalue is the sharpness of the loss surface at the current iterate (Sec. 2.2 of
 Keskar et al., arXiv 1609.04836). The whole fire (``n_iter`` HVPs in one ``lax.fori_loop``,
 the tridiagonal eigen-solve) is one compiled function, compiled and run once (warm-up) in
-``on_solve_begin``. Memory: the ``(n_iter + 1, P)`` Krylov basis plus one HVP.
+``on_solve_begin`` (on the background compile pool, :mod:`jno_core.compile_pool`). Memory: the
+``(n_iter + 1, P)`` Krylov basis plus one HVP.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jno_core import compile_pool
 from jno_core import expr as E
 from jno_core.compile import Env, evaluate
 from jno_core.tracker import Tracker
@@ -83,6 +85,8 @@ class HessianSpectrum(Tracker):
 
     name = "hessian_spectrum"
     result_keys = ("eigvals", "sharpness")
+    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
+    compiles_in_background = True
 
     def __init__(self, k: int = 10, n_iter: int = 30, interval: int = 500, mask: Any = None,
                  constraints: Sequence[Any] | None = None) -> None:
@@ -105,7 +109,7 @@ class HessianSpectrum(Tracker):
         self.n_iter_eff: int | None = None
         self.k_eff: int | None = None
         self.indices: list[int] | None = None
-        self.compiled: Any = None
+        self._pending: compile_pool.Pending | None = None
         self._v0: jax.Array | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -139,11 +143,15 @@ class HessianSpectrum(Tracker):
 
         self._v0 = jnp.asarray(np.random.default_rng(SEED).standard_normal(sel.size), jnp.float32)
         args = (ctx.params, ctx.points, ctx.inputs, ctx.weights, self._v0)
-        compiled = ctx.compile(f"hessian_spectrum:{id(self)}", fire, *args)
-        if compiled is not self.compiled:
-            # one warm-up run: the first execution of an executable pays one-off set-up costs
-            jax.tree_util.tree_map(np.asarray, compiled(*args))
-        self.compiled = compiled
+        # traced here, compiled and run once (warm-up) on the compile pool
+        self._pending = compile_pool.compile_async(ctx, f"hessian_spectrum:{id(self)}", fire, *args,
+                                                   owner=self.name)
+        compile_pool.settle(ctx, self)
+
+    @property
+    def compiled(self) -> Any:
+        """The compiled fire (``jax.stages.Compiled``; None before :meth:`prepare`)."""
+        return None if self._pending is None else self._pending.result()
 
     # ------------------------------------------------------------------ fire
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:

@@ -22,7 +22,8 @@ parameters of the fire being plotted. ``redraw=True`` draws new ones at each fir
 The ``n_grid^2`` losses are one compiled function (``lax.map`` over the grid in batches of
 ``batch_size`` points, each batch vectorised with ``vmap``; default one grid row per batch,
 so memory is ``n_grid`` loss evaluations, not ``n_grid^2``), compiled and run once (warm-up)
-in ``on_solve_begin``. The centre value (``n_grid`` odd) is the training loss at ``theta``.
+in ``on_solve_begin`` (on the background compile pool, :mod:`jno_core.compile_pool`). The
+centre value (``n_grid`` odd) is the training loss at ``theta``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jno_core import compile_pool
 from jno_core.compile import Env, evaluate
 from jno_core.metrics import Heatmap
 from jno_core.tracker import Tracker
@@ -81,6 +83,8 @@ class LossLandscape(Tracker):
 
     name = "loss_landscape"
     result_keys = ("landscapes",)
+    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
+    compiles_in_background = True
 
     def __init__(self, interval: int = 500, mask: Any = None, n_grid: int = 15, alpha_range: float = 1.0,
                  redraw: bool = False, *, seed: int = 0, ignore_bias: bool = False,
@@ -102,7 +106,7 @@ class LossLandscape(Tracker):
                            else _check_int(batch_size, "batch_size", "batch_size=15"))
         self.alphas = grid_coordinates(self.n_grid, self.alpha_range)
         self.directions: tuple[jax.Array, jax.Array] | None = None
-        self.compiled: Any = None
+        self._pending: compile_pool.Pending | None = None
         self._fires = 0
 
     # ------------------------------------------------------------------ set-up
@@ -132,11 +136,15 @@ class LossLandscape(Tracker):
             return grid.reshape(n, n), d1, d2
 
         args = (ctx.params, ctx.points, ctx.inputs, ctx.weights, np.int32(0))
-        compiled = ctx.compile(f"loss_landscape:{id(self)}", fire, *args)
-        if compiled is not self.compiled:
-            # one warm-up run: the first execution of an executable pays one-off set-up costs
-            np.asarray(compiled(*args)[0])
-        self.compiled = compiled
+        # traced here, compiled and run once (warm-up) on the compile pool
+        self._pending = compile_pool.compile_async(ctx, f"loss_landscape:{id(self)}", fire, *args,
+                                                   owner=self.name)
+        compile_pool.settle(ctx, self)
+
+    @property
+    def compiled(self) -> Any:
+        """The compiled grid evaluation (``jax.stages.Compiled``; None before :meth:`prepare`)."""
+        return None if self._pending is None else self._pending.result()
 
     # ------------------------------------------------------------------ fire
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:

@@ -14,7 +14,8 @@ points of the field's point set are picked once per solve with a fixed seed
 (:func:`subsample_indices`), the ``grad_expr`` is evaluated on a points dict in which that
 point set is replaced by the subset, and only the ``(n, P)`` Jacobian is ever built. The
 whole fire (Jacobian, ``K = J J^T``, ``eigvalsh``) is one compiled function, compiled and run
-once (warm-up) in ``on_solve_begin``; nothing in it depends on ``N``.
+once (warm-up) in ``on_solve_begin`` (on the background compile pool,
+:mod:`jno_core.compile_pool`); nothing in it depends on ``N``.
 
 Two ways to get the rows (``NtkSpectrum.strategy``):
 
@@ -36,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jno_core import compile_pool
 from jno_core import expr as E
 from jno_core.compile import trainable_key
 from jno_core.metrics import Histogram
@@ -137,6 +139,8 @@ class NtkSpectrum(Tracker):
 
     name = "ntk_spectrum"
     result_keys = ("eigvals_topk", "lambda_min", "lambda_max", "condition_number", "all_eigvals", "trace")
+    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
+    compiles_in_background = True
 
     def __init__(self, grad_expr: Any, n_points: int = 256, top_k: int = 10, interval: int = 500) -> None:
         super().__init__(interval)
@@ -155,7 +159,7 @@ class NtkSpectrum(Tracker):
         self.n_points = _check_int(n_points, "n_points", "n_points=256")
         self.top_k = _check_int(top_k, "top_k", "top_k=10")
         self.indices: np.ndarray | None = None
-        self.compiled: Any = None
+        self._pending: compile_pool.Pending | None = None
         self._points: dict[str, jax.Array] = {}
         self._param_keys: list[str] = []
         self.strategy: str | None = None
@@ -217,11 +221,15 @@ class NtkSpectrum(Tracker):
                  weights: dict[str, jax.Array]) -> dict[str, jax.Array]:
             return _spectrum(jacobian(params, points, inputs, weights), k)
 
-        compiled = ctx.compile(f"ntk_spectrum:{id(self)}", fire, *self._args(ctx))
-        if compiled is not self.compiled:
-            # one warm-up run: the first execution of an executable pays one-off set-up costs
-            jax.tree_util.tree_map(np.asarray, compiled(*self._args(ctx)))
-        self.compiled = compiled
+        # traced here, compiled and run once (warm-up) on the compile pool
+        self._pending = compile_pool.compile_async(ctx, f"ntk_spectrum:{id(self)}", fire, *self._args(ctx),
+                                                   owner=self.name)
+        compile_pool.settle(ctx, self)
+
+    @property
+    def compiled(self) -> Any:
+        """The compiled fire (``jax.stages.Compiled``; None before :meth:`prepare`)."""
+        return None if self._pending is None else self._pending.result()
 
     def _args(self, ctx: Any) -> tuple[Any, ...]:
         params = ctx.params

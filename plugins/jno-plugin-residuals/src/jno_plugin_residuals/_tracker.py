@@ -10,7 +10,8 @@ Per constraint and fire: mean, standard deviation (population, ``ddof=0``), maxi
 signed values, not of ``|r|``) and the 99th percentile with linear interpolation between order
 statistics (NumPy's default ``method="linear"``). They are computed **on the device** with
 ``jnp.mean`` / ``jnp.std`` / ``jnp.max`` / ``jnp.percentile`` inside one function that is
-AOT-compiled in :meth:`ResidualStats.prepare` (``on_solve_begin``), together with the residual
+AOT-compiled in :meth:`ResidualStats.prepare` (``on_solve_begin``, on the background compile pool
+of :mod:`jno_core.compile_pool`), together with the residual
 fields themselves (which come back to the host for the histogram metric), so a fire is one
 warm kernel call and one device-to-host copy.
 
@@ -25,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jno_core import compile_pool
 from jno_core.expr import Placeholder
 from jno_core.metrics import Histogram
 from jno_core.tracker import Tracker
@@ -67,6 +69,8 @@ class ResidualStats(Tracker):
 
     name = "residual_stats"
     result_keys = ("means", "stds", "maxes", "p99")
+    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
+    compiles_in_background = True
 
     def __init__(self, interval: int = 100, constraints: Sequence[Placeholder] | None = None) -> None:
         super().__init__(interval)
@@ -93,7 +97,7 @@ class ResidualStats(Tracker):
         self.indices: list[int] | None = None
         #: the flattened residual values ``[(M_k,)]`` of the latest fire (host arrays)
         self.last_residuals: list[np.ndarray] | None = None
-        self._fn: Any = None
+        self._pending: compile_pool.Pending | None = None
 
     def _resolve(self, ctx: Any) -> list[int]:
         if self.constraints is None:
@@ -119,14 +123,16 @@ class ResidualStats(Tracker):
             residuals = field_fn(params, points, inputs, weights)
             return residual_statistics(residuals), [jnp.ravel(r) for r in residuals]
 
-        self._fn = ctx.compile(
-            f"residual_stats:{tuple(self.indices)}", fn, ctx.params, ctx.points, ctx.inputs, ctx.weights
+        # traced here; compiled and run once (warm-up: an executable's first run pays one-off
+        # set-up) on the compile pool
+        self._pending = compile_pool.compile_async(
+            ctx, f"residual_stats:{tuple(self.indices)}", fn, ctx.params, ctx.points, ctx.inputs, ctx.weights,
+            owner=self.name,
         )
-        # warm-up call: an executable's first run pays one-off set-up; keep it out of the fire
-        jax.block_until_ready(self._fn(ctx.params, ctx.points, ctx.inputs, ctx.weights))
+        compile_pool.settle(ctx, self)
 
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        stats, residuals = self._fn(ctx.params, ctx.points, ctx.inputs, ctx.weights)
+        stats, residuals = self._pending.result()(ctx.params, ctx.points, ctx.inputs, ctx.weights)
         self.last_residuals = [np.asarray(r) for r in residuals]
         return {k: np.asarray(v) for k, v in stats.items()}
 

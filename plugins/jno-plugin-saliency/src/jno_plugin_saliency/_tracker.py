@@ -6,7 +6,8 @@ input; ``jno.Jacobian(u, [x, y])`` gives the full input Jacobian ``(N, 2)``. Thi
 analogue of the class-saliency map of Simonyan, Vedaldi & Zisserman (arXiv:1312.6034, Sec. 3).
 
 The expression is compiled once, in :meth:`InputSensitivity.prepare` (``on_solve_begin``),
-through the same expression compiler as the constraints (``ctx.expr_fn`` + ``ctx.compile``);
+through the same expression compiler as the constraints (``ctx.expr_fn``, compiled on the
+background compile pool of :mod:`jno_core.compile_pool`);
 a fire is one warm kernel call and one device-to-host copy. The summary metrics are NumPy on
 the host.
 """
@@ -19,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jno_core import compile_pool
 from jno_core import expr as E
 from jno_core.compile import node_key, trainable_key
 from jno_core.domain import point_set
@@ -57,6 +59,8 @@ class InputSensitivity(Tracker):
 
     name = "input_sensitivity"
     result_keys = ("values",)
+    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
+    compiles_in_background = True
 
     def __init__(self, expr: Any, interval: int = 100) -> None:
         super().__init__(interval)
@@ -69,7 +73,7 @@ class InputSensitivity(Tracker):
         self.expr: E.Placeholder = E.as_expr(expr)
         #: shape of one fire's value (known after :meth:`prepare`)
         self.shape: tuple[int, ...] | None = None
-        self._fn: Any = None
+        self._pending: compile_pool.Pending | None = None
         self._keys: list[str] = []
         self._fixed: dict[str, Any] = {}
         self._points: list[str] = []
@@ -103,8 +107,11 @@ class InputSensitivity(Tracker):
 
         params, points = self._inputs(ctx)
         try:
-            self._fn = ctx.compile(
-                f"input_sensitivity:{node_key(self.expr)!r}", fn, params, points, ctx.inputs, ctx.weights
+            # traced here; compiled and run once (warm-up: an executable's first run pays
+            # one-off set-up) on the compile pool
+            self._pending = compile_pool.compile_async(
+                ctx, f"input_sensitivity:{node_key(self.expr)!r}", fn, params, points, ctx.inputs, ctx.weights,
+                owner=self.name,
             )
         except KeyError as exc:
             raise ValueError(
@@ -112,12 +119,12 @@ class InputSensitivity(Tracker):
                 f"{exc} which this solver does not provide. Pass an expression built from this "
                 "solver's networks, variables, parameters and weighting schemes."
             ) from exc
-        # warm-up call: an executable's first run pays one-off set-up; keep it out of the fire
-        self.shape = tuple(np.shape(jax.block_until_ready(self._fn(params, points, ctx.inputs, ctx.weights))))
+        self.shape = tuple(self._pending.out_info.shape)
+        compile_pool.settle(ctx, self)
 
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
         params, points = self._inputs(ctx)
-        return {"values": np.asarray(self._fn(params, points, ctx.inputs, ctx.weights))}
+        return {"values": np.asarray(self._pending.result()(params, points, ctx.inputs, ctx.weights))}
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {f"explainability/saliency/{k}": v for k, v in saliency_summary(value["values"]).items()}
