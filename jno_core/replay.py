@@ -137,7 +137,7 @@ def _read_arrays(root: Path) -> dict[str, dict[str, Any]]:
             warnings.warn(f"{f}: unreadable array file skipped ({type(exc).__name__}: {exc}).",
                           RuntimeWarning, stacklevel=3)
             continue
-        if key is None:
+        if key is None or not records:  # a killed writer's file without a complete record
             continue
         found.setdefault(key, []).extend((step, values, kind, bins) for step, kind, bins, values in records)
     for f in sorted(root.glob("*/*.npz")):  # the layout of runs written before the .npys files
@@ -273,6 +273,10 @@ def iter_batches(data: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[int, d
         yield step, by_step[step]
 
 
+#: records per ``log_metrics_batch`` call when replaying into a sink that implements it
+REPLAY_BATCH = 256
+
+
 @attrs.frozen
 class ReplaySummary:
     """What :func:`replay` delivered."""
@@ -287,7 +291,9 @@ class ReplaySummary:
 def replay(run_dir: str | Path, sink_name: str, *, checkpoints: bool = True, **opts: Any) -> ReplaySummary:
     """Replay every step the ``csv`` sink recorded in ``run_dir`` through the sink
     ``sink_name`` (e.g. ``"tensorboard"`` or ``"wandb"``), in step order, then call its
-    ``flush_metrics`` and ``close_run``.
+    ``flush_metrics`` and ``close_run``. A sink implementing ``log_metrics_batch`` receives
+    the steps in batches of up to :data:`REPLAY_BATCH` (split at checkpoints), others one
+    ``log_metrics`` call per step.
 
     :param run_dir: a run directory written with the ``csv`` sink.
     :param sink_name: a registered sink name other than ``"csv"``.
@@ -324,11 +330,27 @@ def replay(run_dir: str | Path, sink_name: str, *, checkpoints: bool = True, **o
             saver(path=c["path"], epoch=c["epoch"], metadata=c["metadata"])
             n_ckpt += 1
 
+    batch_fn = getattr(sink, "log_metrics_batch", None)
+    records: list[tuple[int, dict[str, Any]]] = []
+
+    def _send() -> None:
+        if records:
+            batch_fn(records=list(records))
+            records.clear()
+
     try:
         for step, batch in iter_batches(data):
-            _save_until(step - 1)
-            sink.log_metrics(step=step, metrics=batch)
+            if pending and pending[0]["epoch"] <= step - 1:
+                _send()  # the checkpoint goes after the metrics up to its epoch
+                _save_until(step - 1)
+            if batch_fn is None:
+                sink.log_metrics(step=step, metrics=batch)
+            else:
+                records.append((step, batch))
+                if len(records) >= REPLAY_BATCH:
+                    _send()
             n_steps += 1
+        _send()
         _save_until(float("inf"))
     finally:
         for method in ("flush_metrics", "close_run"):

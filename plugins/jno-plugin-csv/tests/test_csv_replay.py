@@ -105,6 +105,35 @@ def test_replay_delivers_every_step_in_order(recorded: Path, recorder: Any) -> N
     assert epoch == 5 and meta == {"epoch": 5, "total_loss": 2.0} and Path(path).is_dir()
 
 
+class _BatchRecorder(_Recorder):
+    @hookimpl
+    def log_metrics_batch(self, records: Any) -> None:
+        self.calls.append(("batch", [(s, dict(m)) for s, m in records]))
+
+
+def test_replay_hands_batches_to_a_batch_sink_split_at_checkpoints(recorded: Path, recorder: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import jno_core.replay as R
+
+    class _Plugin:
+        @hookimpl
+        def jno_register_sinks(self, register: Callable[..., None]) -> None:
+            register("batch_recorder", _BatchRecorder)
+
+    plugins.register_plugin(_Plugin(), name="replay-batch-recorder")
+    summary = replay(recorded, "batch_recorder")
+    assert (summary.steps, summary.checkpoints) == (3, 1)
+    sink = recorder.instances[-1]
+    assert [c[0] for c in sink.calls] == ["batch", "ckpt", "batch", "flush", "close"]
+    assert [s for s, _ in sink.calls[0][1]] == [0, 5] and [s for s, _ in sink.calls[2][1]] == [10]
+    assert sink.calls[0][1][0][1]["loss/total"] == Scalar(3.0)
+    np.testing.assert_array_equal(sink.calls[0][1][1][1]["hm"].values, np.eye(3))
+    monkeypatch.setattr(R, "REPLAY_BATCH", 1)  # capped batch size
+    replay(recorded, "batch_recorder", checkpoints=False)
+    sink = recorder.instances[-1]
+    assert [[s for s, _ in c[1]] for c in sink.calls if c[0] == "batch"] == [[0], [5], [10]]
+
+
 def test_replay_refuses_csv_and_unknown_sinks(recorded: Path) -> None:
     with pytest.raises(ValueError, match="--to tensorboard"):
         replay(recorded, "csv")

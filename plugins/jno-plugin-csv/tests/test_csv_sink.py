@@ -283,6 +283,25 @@ def test_incomplete_array_record_is_ignored_and_cut_on_reopen(tmp_path: Path) ->
     np.testing.assert_array_equal(data["hm"]["values"][:, 0, 0], [1.0, 2.0, 4.0])
 
 
+def test_array_file_without_a_complete_record_is_skipped_and_reused(tmp_path: Path) -> None:
+    from jno_core._arrayfile import encode_key, encode_record
+
+    arrays = tmp_path / "run" / "arrays"
+    arrays.mkdir(parents=True)
+    (arrays / "hm.npys").write_bytes(encode_key("hm") + encode_record(0, "heatmap", np.ones((2, 2)))[:30])
+    (arrays / "h.npys").write_bytes(encode_key("h")[:-3])  # killed while writing the key
+    (tmp_path / "run" / "metrics.csv").write_text("step,key,value\n0,loss/total,1.0\n")
+    assert set(read_metrics(tmp_path / "run")) == {"loss/total"}
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics(step=1, metrics={"hm": Heatmap(np.eye(2)), "h": Histogram([1.0, 2.0], bins=2)})
+    sink.close_run()
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["hm"]["steps"], [1])
+    np.testing.assert_array_equal(data["hm"]["values"][0], np.eye(2))
+    np.testing.assert_array_equal(data["h"]["values"][0], [1.0, 2.0])
+    assert sorted(p.name for p in arrays.iterdir()) == ["h.npys", "hm.npys"]
+
+
 def test_keys_sharing_a_file_name_get_separate_files(tmp_path: Path) -> None:
     sink = CsvSink(_run(tmp_path))
     sink.log_metrics(step=0, metrics={"a/b": Array([1.0]), "a__b": Array([2.0])})
