@@ -38,6 +38,9 @@ RAMP: np.ndarray = np.array(
     dtype=np.float64,
 )
 
+_RAMP_LO = RAMP[:-1]
+_RAMP_STEP = RAMP[1:] - RAMP[:-1]
+
 #: Colour of ``nan`` / ``inf`` cells: magenta, which the ramp never produces.
 NAN_COLOR: tuple[int, int, int] = (255, 0, 255)
 
@@ -51,6 +54,12 @@ def normalize(values: Any) -> tuple[np.ndarray, float, float]:
         entries returns ``vmin = vmax = nan``.
     """
     arr = np.asarray(values, dtype=np.float64)
+    if arr.size:
+        lo, hi = arr.min(), arr.max()  # nan if any entry is nan
+        if np.isfinite(lo) and np.isfinite(hi):  # every entry finite: the common, fast case
+            vmin, vmax = float(lo), float(hi)
+            unit = (arr - lo) / (hi - lo) if vmax > vmin else np.full(arr.shape, 0.5)
+            return unit, vmin, vmax
     finite = np.isfinite(arr)
     if not finite.any():
         return np.full(arr.shape, np.nan), float("nan"), float("nan")
@@ -73,12 +82,14 @@ def apply_colormap(unit: Any, *, nan_color: tuple[int, int, int] = NAN_COLOR) ->
     """
     u = np.asarray(unit, dtype=np.float64)
     bad = ~np.isfinite(u)
-    pos = np.clip(np.where(bad, 0.0, u), 0.0, 1.0) * (len(RAMP) - 1)
-    lo = np.minimum(np.floor(pos).astype(np.int64), len(RAMP) - 2)
+    any_bad = bool(bad.any())
+    pos = np.clip(np.where(bad, 0.0, u) if any_bad else u, 0.0, 1.0) * (len(RAMP) - 1)
+    lo = np.minimum(pos.astype(np.int64), len(RAMP) - 2)  # pos >= 0: truncation is floor
     frac = (pos - lo)[..., None]
-    rgb = RAMP[lo] * (1.0 - frac) + RAMP[lo + 1] * frac
+    rgb = _RAMP_LO[lo] + _RAMP_STEP[lo] * frac
     out = np.rint(rgb).astype(np.uint8)
-    out[bad] = np.asarray(nan_color, dtype=np.uint8)
+    if any_bad:
+        out[bad] = np.asarray(nan_color, dtype=np.uint8)
     return out
 
 
