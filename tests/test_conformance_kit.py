@@ -250,6 +250,58 @@ def test_kit_catches_a_sink_that_drops_nan(tmp_path, monkeypatch):
         jno.finish()
 
 
+def _batch_check(tmp_path, monkeypatch, sink_cls, name):
+    import jno
+
+    class Check(TestKitSink):
+        __test__ = False
+
+        def make_sink(self, run):
+            return sink_cls(run)
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    run = jno.setup(None, name=name, sinks="none", root=tmp_path).run
+    try:
+        Check().test_batch_delivery_reads_back_like_single_calls(run)
+    finally:
+        jno.finish()
+
+
+def test_kit_checks_log_metrics_batch(tmp_path, monkeypatch):
+    import importlib
+
+    from jno_core.hookspecs import hookimpl
+
+    kit = importlib.import_module(MODULE)
+
+    class Batched(kit.KitJsonl):
+        @hookimpl
+        def log_metrics_batch(self, records):
+            for step, metrics in records:
+                self.log_metrics(step, metrics)
+
+    class FirstOnly(kit.KitJsonl):
+        @hookimpl
+        def log_metrics_batch(self, records):
+            step, metrics = records[0]  # loses the rest of every batch
+            self.log_metrics(step, metrics)
+
+    class BatchOnly:
+        def __init__(self, run):
+            self.inner = Batched(run)
+
+        @hookimpl
+        def log_metrics_batch(self, records):
+            self.inner.log_metrics_batch(records)
+
+    _batch_check(tmp_path / "ok", monkeypatch, Batched, "ok")
+    with pytest.raises(AssertionError):
+        _batch_check(tmp_path / "first", monkeypatch, FirstOnly, "first")
+    with pytest.raises(AssertionError, match="not log_metrics"):
+        _batch_check(tmp_path / "only", monkeypatch, BatchOnly, "only")
+
+
 def test_kit_catches_a_scheme_whose_state_changes_structure():
     import jax.numpy as jnp
 
