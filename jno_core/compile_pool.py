@@ -78,6 +78,8 @@ def _pool() -> ThreadPoolExecutor | None:
         return None
     with _lock:
         if _executor is None or _executor_size != n:
+            if _executor is not None:  # JNO_COMPILE_THREADS changed: let the old threads end
+                _executor.shutdown(wait=False)
             _executor = ThreadPoolExecutor(max_workers=n, thread_name_prefix="jno-compile")
             _executor_size = n
         return _executor
