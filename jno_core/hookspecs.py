@@ -155,7 +155,8 @@ class JnoSpec:
         write and flush its files once per batch and a sink with a fixed cost per call (a
         network round trip) pays it once. A sink without it gets one ``log_metrics`` call per
         record, in the same order. ``save_checkpoint`` calls are ordered with the records: a
-        checkpoint queued between two steps ends one batch and starts the next.
+        checkpoint queued between two steps ends one batch and starts the next. ``jno sync``
+        (:func:`jno_core.replay.replay`) also calls it, with up to 256 records per call.
 
         :param records: a non-empty sequence of ``(step, metrics)`` pairs, exactly what
             :meth:`log_metrics` would have received one call at a time, in delivery order
