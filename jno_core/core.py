@@ -468,7 +468,7 @@ class Core:
             hist.trackers[name] = TrackerHistory(name, t.interval)
         bus = run.bus if run is not None else None
         own_bus = None
-        log_sinks = [cb for cb in callbacks if hasattr(cb, "log_metrics")]
+        log_sinks = [cb for cb in callbacks if hasattr(cb, "log_metrics") or hasattr(cb, "log_metrics_batch")]
         if log_sinks:
             from .delivery import MetricsBus
 

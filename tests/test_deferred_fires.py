@@ -143,3 +143,24 @@ def test_context_loss_helpers_take_points_as_arguments():
     # a different point set changes the value (the points are an argument, not a constant)
     moved = {k: v * 0.5 for k, v in ctx.points.items()}
     assert not np.allclose(np.asarray(f(params, moved)), got)
+
+
+class _BatchOnlySink:
+    plugin_name = "batch-only-sink"
+
+    def __init__(self):
+        self.records = []
+
+    @jno.hookimpl
+    def log_metrics_batch(self, records):
+        self.records.extend((int(s), dict(m)) for s, m in records)
+
+
+def test_a_batch_only_sink_passed_as_callback_receives_every_step():
+    p = small_problem()
+    sink = _BatchOnlySink()
+    p.crux.solve(120, callbacks=[jno.trackers.gradient_norms(interval=40), sink])
+    steps = [s for s, _ in sink.records]
+    assert steps == sorted(steps)
+    assert [s for s, m in sink.records if "loss/total" in m] == [0, 50, 100]
+    assert [s for s, m in sink.records if "explainability/gradient_norm/constraint_0" in m] == [0, 40, 80]
