@@ -103,7 +103,12 @@ class JnoSpec:
         :param ctx: the :class:`jno_core.context.SolveContext`; ``ctx.params`` are the
             parameters at ``epoch``. ``ctx.log(metrics)`` sends metrics to every sink.
         :param epoch: the global epoch (continues across repeated ``solve()`` calls).
-        Training thread; blocking here stalls training.
+        Training thread; blocking here stalls training. Plugins with ``deferred_fire = True``
+        (every :class:`jno_core.tracker.Tracker`) are called after the device chunk that
+        contains ``epoch``, with ``ctx`` frozen at ``epoch`` (the chunk does not stop for
+        them); a plugin listing ``"on_epoch"`` in ``concurrent_hooks`` may be called while
+        earlier fires still run on the diagnostics thread, any other plugin only after they
+        have finished (see :mod:`jno_core.concurrent`).
         """
 
     @hookspec
