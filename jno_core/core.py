@@ -669,9 +669,13 @@ class Core:
         while e < end:
             nxt = self._next_fire(e, host_plugins)
             stop_at = min(end, e + cap, nxt if nxt is not None else end)
-            snap_epochs = _deferred_epochs(e, stop_at, [p.interval for p in deferred], K + 1)
-            if len(snap_epochs) > K:  # out of snapshot slots: a host visit at the next one
-                stop_at, snap_epochs = snap_epochs[K], snap_epochs[:K]
+            # near the end of the solve, fewer fires per chunk: the last chunk's fires run
+            # after training has finished, so keep that tail short
+            left = _deferred_epochs(e, end, [p.interval for p in deferred], 3 * K)
+            k = K if len(left) >= 3 * K else max(1, min(K, len(left) // 3))
+            snap_epochs = _deferred_epochs(e, stop_at, [p.interval for p in deferred], k + 1)
+            if len(snap_epochs) > k:  # out of snapshot slots: a host visit at the next one
+                stop_at, snap_epochs = snap_epochs[k], snap_epochs[:k]
             snap_at = np.full(K, -1, np.int32)
             snap_at[: len(snap_epochs)] = snap_epochs
             g_at = np.zeros(K, bool)
