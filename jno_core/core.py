@@ -27,6 +27,7 @@ import optax
 from . import expr as E
 from . import plugins as P
 from .compile import Env, evaluate, trainable_key
+from . import compile_pool
 from .concurrent import DiagnosticsWorker, concurrency_enabled
 from .context import SolveContext
 from .domain import point_set
@@ -493,6 +494,9 @@ class Core:
                 run.write_config()
             t_begin = time.perf_counter()
             P.call_hook(pm, "on_solve_begin", ctx=ctx)
+            # every background compilation started in on_solve_begin is finished (and its
+            # failure raised, naming the plugin) before the first fire, whatever the hook order
+            compile_pool.drain(ctx)
             setup_time = time.perf_counter() - t_begin
             hist.compile_time += setup_time
             if self._concurrent_fires_allowed():
