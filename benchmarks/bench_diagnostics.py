@@ -44,24 +44,31 @@ def _callbacks(u, u_net, x):
     ]
 
 
-def _one(config: str, epochs: int) -> dict:
+def script09_problem() -> tuple:
+    """Script 09's solver (1-D Poisson, MLP 32x3, Adam with exponential decay):
+    ``(crux, u, u_net, x)``, the last three as :func:`_callbacks` needs them."""
     import foundax
     import jax
     import optax
 
     import jno
 
-    sinks = config.split("+")[1] if "+" in config else "none"
-    jno.setup(os.path.join(os.getcwd(), "bench09.py"), sinks=[sinks], progress=False)
-    π = jno.np.pi
     domain = jno.domain.line(mesh_size=0.05)
     x, _ = domain.variable("interior")
     xb, _ = domain.variable("boundary")
     u_net = jno.nn.wrap(foundax.mlp(in_features=1, hidden_dims=32, num_layers=3, key=jax.random.PRNGKey(0)))
     u_net.optimizer(optax.adam(optax.exponential_decay(1e-3, 1_000, 0.5, end_value=1e-5)))
     u, ub = u_net(x), u_net(xb)
-    pde = -u.d2(x) - jno.np.sin(π * x)
-    crux = jno.core([pde.mse, ub.mse])
+    pde = -u.d2(x) - jno.np.sin(jno.np.pi * x)
+    return jno.core([pde.mse, ub.mse]), u, u_net, x
+
+
+def _one(config: str, epochs: int) -> dict:
+    import jno
+
+    sinks = config.split("+")[1] if "+" in config else "none"
+    jno.setup(os.path.join(os.getcwd(), "bench09.py"), sinks=[sinks], progress=False)
+    crux, u, u_net, x = script09_problem()
     cbs = _callbacks(u, u_net, x) if config != "plain" else []
     t0 = time.perf_counter()
     h1 = crux.solve(epochs, callbacks=cbs)

@@ -23,14 +23,10 @@ import time
 
 
 def _one() -> dict:
-    import foundax
-    import jax
-    import optax
-
     import jno
     import jno_core.plugins as P
 
-    from .bench_diagnostics import _callbacks
+    from .bench_diagnostics import _callbacks, script09_problem
 
     per: dict[str, float] = {}
     total: dict[str, float] = {}
@@ -52,14 +48,7 @@ def _one() -> dict:
 
     P.call_hook = timed_call_hook
     jno.setup(os.path.join(os.getcwd(), "bench_setup.py"), sinks=["none"], progress=False)
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    u_net = jno.nn.wrap(foundax.mlp(in_features=1, hidden_dims=32, num_layers=3, key=jax.random.PRNGKey(0)))
-    u_net.optimizer(optax.adam(optax.exponential_decay(1e-3, 1_000, 0.5, end_value=1e-5)))
-    u, ub = u_net(x), u_net(xb)
-    pde = -u.d2(x) - jno.np.sin(jno.np.pi * x)
-    crux = jno.core([pde.mse, ub.mse])
+    crux, u, u_net, x = script09_problem()
     hist = crux.solve(1, callbacks=_callbacks(u, u_net, x))
     jno.finish()
     return {"per_plugin_s": per, "on_solve_begin_s": total["wall"], "cpu_s": total["cpu"],
