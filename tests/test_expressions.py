@@ -9,7 +9,6 @@ import pytest
 
 import jno
 from jno_core.errors import MaskError, ShapeError
-from jno_core.expr import walk as jno_core_walk
 
 
 def _net(in_features=1, out=1, seed=0):
@@ -49,19 +48,25 @@ def test_network_derivatives_match_jax_grad():
     np.testing.assert_allclose(lap, hess[:, 0, 0] + hess[:, 1, 1], rtol=1e-4, atol=1e-5)
 
 
-def test_parameter_jacobian_equals_jacrev():
+def _line_with_flat_params():
+    """A 1-D line problem ``(x, net, u, crux, pts, flat, module_at)``: the network's
+    parameters as one flat vector ``flat`` and ``module_at(theta)`` the equinox module with
+    parameters ``theta`` (for references computed with plain jax)."""
     d = jno.domain.line(mesh_size=0.1)
     x, _ = d.variable("interior")
     net = _net()
     u = net(x)
     crux = jno.core([u.mse])
-    pts = d.points("interior")
     params, static = eqx.partition(net.module, eqx.is_inexact_array)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
+    return x, net, u, crux, d.points("interior"), flat, lambda theta: eqx.combine(unravel(theta), static)
+
+
+def test_parameter_jacobian_equals_jacrev():
+    x, net, u, crux, pts, flat, module_at = _line_with_flat_params()
 
     def outputs(theta):
-        m = eqx.combine(unravel(theta), static)
-        return jax.vmap(m)(pts)[:, 0]
+        return jax.vmap(module_at(theta))(pts)[:, 0]
 
     J_ref = jax.jacrev(outputs)(flat)
     [J] = crux.eval([u.grad(net)])
@@ -77,17 +82,10 @@ def test_parameter_jacobian_of_a_derivative_field_and_its_cost_is_linear_in_poin
     """``u.d(x).grad(net)`` is differentiated one point at a time: it equals ``jacrev`` of
     the hand-written derivative, and its compiled temporary memory grows linearly with the
     number of points (whole-field jacrev would grow quadratically)."""
-    d = jno.domain.line(mesh_size=0.1)
-    x, _ = d.variable("interior")
-    net = _net()
-    u = net(x)
-    crux = jno.core([u.mse])
-    pts = d.points("interior")
-    params, static = eqx.partition(net.module, eqx.is_inexact_array)
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    x, net, u, crux, pts, flat, module_at = _line_with_flat_params()
 
     def du_dx(theta):
-        m = eqx.combine(unravel(theta), static)
+        m = module_at(theta)
         return jax.vmap(jax.grad(lambda p: m(p)[0]))(pts)[:, 0]
 
     [J] = crux.eval([u.d(x).grad(net)])
@@ -96,7 +94,7 @@ def test_parameter_jacobian_of_a_derivative_field_and_its_cost_is_linear_in_poin
     from jno_core.compile import Env, evaluate
 
     expr = u.d(x).grad(net)
-    key = [n.point_set for n in jno_core_walk([expr]) if getattr(n, "point_set", None) is not None][0]
+    key = x.point_set
 
     def temp_bytes(n):
         p_ = {k: t.params for k, t in crux.trainables.items()}
