@@ -5,8 +5,9 @@ per-chunk loss buffer, so any chunk length reuses one compilation) and returns t
 only at epochs where a non-tracker plugin or a tracker expression asked to run
 (``epoch % interval == 0``), when the per-chunk buffer is full, or when the chunk's
 parameter-snapshot slots for tracker fires are used up. Tracker plugins (``deferred_fire``)
-fire after the chunk from those snapshots (and from gradient matrices computed in the chunk
-for ``needs_gradient_matrix`` trackers), on the diagnostics thread of
+fire after the chunk from those snapshots (and, for ``needs_gradient_matrix`` trackers, from
+the gradient matrices of all the chunk's snapshots computed in one call), on the diagnostics
+thread of
 :mod:`jno_core.concurrent`. Per-epoch losses come back once per chunk.
 """
 
@@ -77,6 +78,25 @@ class _MetricsBuffer:
             ready = [(s, self.pending.pop(s)) for s in sorted(k for k in self.pending if step is None or k < step)]
         for s, m in ready:
             self.bus.put(s, m)
+
+
+class _SlotGradients:
+    """The gradient matrices of every snapshot slot of one chunk, computed by one call of the
+    compiled ``fn(snap_params, points, inputs)`` on first use (thread-safe)."""
+
+    def __init__(self, fn: Any, snap_params: Any, points: Any, inputs: Any) -> None:
+        self._args = (fn, snap_params, points, inputs)
+        self._lock = threading.Lock()
+        self._gs: list[np.ndarray] | None = None
+
+    def slot(self, j: int) -> list[np.ndarray]:
+        """``[G (N, P_sel)]`` per selector at slot ``j``."""
+        with self._lock:
+            if self._gs is None:
+                fn, *args = self._args
+                self._gs = [np.asarray(g) for g in fn(*args)]
+                self._args = None
+        return [g[j] for g in self._gs]
 
 
 def _deferred_epochs(e: int, stop: int, intervals: Sequence[int], limit: int) -> list[int]:
@@ -286,60 +306,63 @@ class Core:
             return (new_params, new_opt, new_w, epoch + 1), row
 
         K = self._snapshot_slots(gsel)
-        gsel = list(gsel)
-
-        def gradient_matrices(params: Any, points: Any, inputs: Any) -> list[jax.Array]:
-            """``G`` ``(N, P_i)`` of the unweighted constraint losses for each selector."""
-            out = []
-            for sel in gsel:
-                def losses(theta: jax.Array, sel: Any = sel) -> jax.Array:
-                    env = Env(sel.unflatten(params, theta), points, {}, inputs, unweighted=True)
-                    return jnp.stack([evaluate(c, env) for c in terms])
-
-                out.append(jax.jacrev(losses)(sel.flatten(params)))
-            return out
 
         def chunk(state: Any, points: Any, inputs: Any, n: jax.Array, log_every: jax.Array,
-                  snap_at: jax.Array, g_at: jax.Array) -> Any:
+                  snap_at: jax.Array) -> Any:
             buf = jnp.full((L, n_terms + 3), jnp.nan, jnp.float32)
             # parameters and scheme states at the epochs in ``snap_at`` (ascending, padded
-            # with -1), and the gradient matrices where ``g_at[slot]``: deferred fires read
-            # them after the chunk (see _loop)
+            # with -1): deferred fires read them after the chunk (see _loop). The gradient
+            # matrices of those epochs are computed after the chunk too, all slots in one
+            # call (_make_slot_gradients): computed in here, they made every epoch of the
+            # chunk ~8 us slower on script 09 (same HLO for the per-epoch loop; measured
+            # with benchmarks/bench_diagnostics.py), more than they cost to compute.
             snaps = jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + jnp.shape(x), jnp.result_type(x)),
                                            (state[0], state[2]))
-            gbufs = [jnp.zeros((K, n_terms, sel.size), jnp.float32) for sel in gsel]
 
-            def cond(c: Any) -> jax.Array:
+            e0 = state[3]
+
+            def run_until(c: Any, stop: jax.Array) -> Any:
+                """Train steps from ``c = (i, state, buf, ok)`` until epoch index ``stop``
+                (or a non-finite loss): the per-epoch loop, free of snapshot conditionals."""
+                def cond(ci: Any) -> jax.Array:
+                    return (ci[0] < stop) & ci[3]
+
+                def body(ci: Any) -> Any:
+                    i, s, b, _ = ci
+                    s2, row = step(s, points, inputs, log_every)
+                    ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
+                    b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
+                    # on a non-finite loss the loop stops; the host recomputes the state
+                    # before that step by re-running the chunk (cheaper than selecting)
+                    return i + 1, s2, b, ok
+
+                return jax.lax.while_loop(cond, body, c)
+
+            def outer_cond(c: Any) -> jax.Array:
                 return (c[0] < n) & c[3]
 
-            def body(c: Any) -> Any:
-                i, s, b, _, sn, gb, slot = c
+            def outer_body(c: Any) -> Any:
+                # one segment: train up to the next snapshot epoch, then take the snapshot
+                # (and the gradient matrices) there
+                i, s, b, ok, sn, slot = c
                 k = jnp.minimum(slot, K - 1)
-                take = (slot < K) & (s[3] == snap_at[k])
+                has = (slot < K) & (snap_at[k] >= 0)
+                stop = jnp.where(has, jnp.clip(snap_at[k] - e0, 0, n), n)
+                i, s, b, ok = run_until((i, s, b, ok), stop)
+                take = has & ok & (s[3] == snap_at[k])
                 sn = jax.lax.cond(
                     take,
-                    lambda x: jax.tree_util.tree_map(lambda buf_, v: buf_.at[slot].set(v), x, (s[0], s[2])),
+                    lambda x: jax.tree_util.tree_map(lambda buf_, v: buf_.at[k].set(v), x, (s[0], s[2])),
                     lambda x: x,
                     sn,
                 )
-                if gsel:
-                    gb = jax.lax.cond(
-                        take & g_at[k],
-                        lambda x: [g_.at[slot].set(G.astype(jnp.float32))
-                                   for g_, G in zip(x, gradient_matrices(s[0], points, inputs))],
-                        lambda x: x,
-                        gb,
-                    )
-                s2, row = step(s, points, inputs, log_every)
-                ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
-                b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
-                # on a non-finite loss the loop stops; the host recomputes the state before
-                # that step by re-running the chunk (cheaper than selecting every step)
-                return i + 1, s2, b, ok, sn, gb, slot + take.astype(jnp.int32)
+                # a snapshot epoch outside (start, start + n) is skipped, never waited for
+                skip = has & ok & ~take & (i < n)
+                return i, s, b, ok, sn, slot + (take | skip).astype(jnp.int32)
 
-            init = (jnp.int32(0), state, buf, jnp.bool_(True), snaps, gbufs, jnp.int32(0))
-            i, s, b, ok, sn, gb, slot = jax.lax.while_loop(cond, body, init)
-            return s, b, i, ok, (sn, gb), slot
+            init = (jnp.int32(0), state, buf, jnp.bool_(True), snaps, jnp.int32(0))
+            i, s, b, ok, sn, slot = jax.lax.while_loop(outer_cond, outer_body, init)
+            return s, b, i, ok, sn, slot
 
         return chunk
 
@@ -355,29 +378,54 @@ class Core:
         schemes = dict(self.schemes)
 
         def take(snaps: Any, j: jax.Array) -> Any:
-            (params, wstates), gs = jax.tree_util.tree_map(lambda b: b[j], snaps)
-            return params, wstates, {k: sc.weights(wstates[k]) for k, sc in schemes.items()}, gs
+            params, wstates = jax.tree_util.tree_map(lambda b: b[j], snaps)
+            return params, wstates, {k: sc.weights(wstates[k]) for k, sc in schemes.items()}
 
         return take
+
+    def _make_slot_gradients(self, gsel: Sequence[Any]) -> Any:
+        """``f(snap_params, points, inputs) -> [G]``: for each selector, the gradient matrices
+        ``(K, N, P_sel)`` of the unweighted constraint losses at the ``K`` snapshot slots of
+        a chunk (``snap_params`` has a leading ``K`` axis), in one call."""
+        terms = self.loss_terms
+
+        def slot_gradients(snap_params: Any, points: Any, inputs: Any) -> list[jax.Array]:
+            out = []
+            for sel in gsel:
+                def one(params: Any, sel: Any = sel) -> jax.Array:
+                    def losses(theta: jax.Array) -> jax.Array:
+                        env = Env(sel.unflatten(params, theta), points, {}, inputs, unweighted=True)
+                        return jnp.stack([evaluate(c, env) for c in terms])
+
+                    return jax.jacrev(losses)(sel.flatten(params)).astype(jnp.float32)
+
+                out.append(jax.vmap(one)(snap_params))
+            return out
+
+        return slot_gradients
 
     def _compile_chunk(self, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> float:
         key = (batchsize, seed if batchsize else None, self._layout.key, tuple(id(g) for g in gsel))
         if key in self._chunk_fns:
-            self._chunk_fn, self._take_slot, self._n_slots, self._gsel = self._chunk_fns[key]
+            self._chunk_fn, self._take_slot, self._slot_grads, self._n_slots, self._gsel = self._chunk_fns[key]
             return 0.0
         t0 = time.perf_counter()
         fn = jax.jit(self._make_chunk(batchsize, seed, gsel))
         K = self._snapshot_slots(gsel)
         args = (self._state, self._points, self._current_inputs(), np.int32(1), np.int32(1),
-                np.full(K, -1, np.int32), np.zeros(K, bool))
+                np.full(K, -1, np.int32))
         self._chunk_fn = fn.lower(*args).compile()
-        # compile the slot reader against real (placed/sharded) snapshot buffers: a 0-epoch run
-        empty = self._chunk_fn(*args[:3], np.int32(0), np.int32(1), *args[5:])[4]
+        # compile the slot readers against real (placed/sharded) snapshot buffers: a 0-epoch run
+        empty = self._chunk_fn(*args[:3], np.int32(0), np.int32(1), args[5])[4]
         self._take_slot = jax.jit(self._make_take_slot())
         jax.block_until_ready(self._take_slot(empty, np.int32(0)))
+        self._slot_grads = None
+        if gsel:
+            self._slot_grads = jax.jit(self._make_slot_gradients(list(gsel))).lower(
+                empty[0], self._points, args[2]).compile()
         self._n_slots = K
         self._gsel = list(gsel)
-        self._chunk_fns[key] = (self._chunk_fn, self._take_slot, K, self._gsel)
+        self._chunk_fns[key] = (self._chunk_fn, self._take_slot, self._slot_grads, K, self._gsel)
         return time.perf_counter() - t0
 
     def _gradient_selectors(self, ctx: SolveContext, plugins_: Sequence[Any]) -> list[Any]:
@@ -639,12 +687,19 @@ class Core:
     def _fire_deferred(self, ctx: SolveContext, deferred: Sequence[Any], snaps: Any, epochs: Sequence[int],
                        g_at: np.ndarray, inputs: dict[str, Any]) -> None:
         """Fire the deferred plugins due at each of ``epochs`` (inside the chunk just run),
-        each with a context frozen at that epoch from the chunk's snapshot ``slot``."""
+        each with a context frozen at that epoch from the chunk's snapshot ``slot``; the
+        gradient matrices (where ``g_at[slot]``) of all slots come from one call, made by the
+        first fire that needs one (on the diagnostics thread)."""
         trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
+        grads = _SlotGradients(self._slot_grads, snaps[0], self._points, inputs) if g_at.any() else None
         for j, s_ep in enumerate(epochs):
             s_ep = int(s_ep)
-            snap = ctx.deferred_snapshot(s_ep, lambda j=j: self._take_slot(snaps, np.int32(j)), inputs,
-                                         self._gsel if g_at[j] else ())
+
+            def materialize(j: int = j) -> Any:
+                params, wstates, weights = self._take_slot(snaps, np.int32(j))
+                return params, wstates, weights, (grads.slot(j) if g_at[j] else ())
+
+            snap = ctx.deferred_snapshot(s_ep, materialize, inputs, self._gsel if g_at[j] else ())
             for p in deferred:
                 if s_ep % p.interval == 0:
                     self._call_on_epoch(snap, p, s_ep, trace)
@@ -689,7 +744,7 @@ class Core:
             before = self._state
             inputs = self._current_inputs()
             state, buf, n_done, ok, snaps, n_slots = self._chunk_fn(
-                before, self._points, inputs, np.int32(n), np.int32(log_every), snap_at, g_at)
+                before, self._points, inputs, np.int32(n), np.int32(log_every), snap_at)
             self._state = state
             rows = np.asarray(buf)
             n_done = int(n_done)
@@ -716,7 +771,7 @@ class Core:
             if not ok:
                 # the state before the failing step: replay the good steps from the chunk start
                 self._state = self._chunk_fn(before, self._points, inputs, np.int32(n_done - 1),
-                                             np.int32(log_every), snap_at, g_at)[0]
+                                             np.int32(log_every), snap_at)[0]
                 self.epoch = e + n_done - 1
                 ctx.epoch = self.epoch
                 bad = [self.constraint_names[i] for i in range(n_terms) if not np.isfinite(rows[-1, 1 + i])]

@@ -182,3 +182,29 @@ def test_argument_errors():
         jno.trackers.loss_landscape(alpha_range=0.0)
     with pytest.raises(ValueError, match="interval"):
         jno.trackers.loss_landscape(interval=0)
+
+
+def test_default_batch_size_follows_the_point_budget():
+    from jno_plugin_landscape import _tracker as T
+
+    assert T.BATCH_POINT_BUDGET == 32768
+    assert T.default_batch_size(11, 21) == 121  # the whole grid: 121 * 21 < 32768
+    assert T.default_batch_size(11, 1000) == 32  # 32768 // 1000
+    assert T.default_batch_size(11, 10_000) == 11  # never less than one grid row
+    assert T.default_batch_size(11, 0) == 121
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 7, 25])
+def test_grid_does_not_depend_on_the_batch_size(batch_size):
+    crux, net, domain = poisson()
+    cb = jno.trackers.loss_landscape(interval=100, n_grid=5, alpha_range=0.5, batch_size=batch_size)
+    m0 = net.module
+    crux.solve(1, callbacks=[cb])
+    d1, d2 = (np.asarray(d) for d in cb.directions)
+    theta, unravel = ravel_pytree(eqx.filter(m0, eqx.is_array))
+    static = eqx.filter(m0, eqx.is_array, inverse=True)
+    land = cb.result["landscapes"][0]
+    for i, a in enumerate(np.linspace(-0.5, 0.5, 5)):
+        for j, b in [(0, -0.5), (4, 0.5)]:
+            m = eqx.combine(unravel(jnp.asarray(theta + a * d1 + b * d2, jnp.float32)), static)
+            np.testing.assert_allclose(land[i, j], hand_loss(m, domain), rtol=2e-5, atol=1e-7)
