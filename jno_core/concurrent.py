@@ -5,12 +5,16 @@ have to wait for it: the tracker hands the work (with a frozen snapshot of the c
 see :meth:`jno_core.context.SolveContext.snapshot`) to one background thread and the next
 device chunk starts at once. On a CPU the two then run on different cores (an XLA
 computation runs on the thread that calls it and releases the GIL while it runs); on an
-accelerator the fire is queued behind the chunk without the host waiting for either.
+accelerator the fire is queued behind the chunk without the host waiting for either. A
+thread that has to wait for the fires (the training thread at the end of a solve) runs
+queued fires itself meanwhile, so the tail after the last chunk uses both cores.
 
 Ordering and consistency (what callers may rely on):
 
-* jobs run one at a time in submission order (so per-epoch memoised quantities such as the
-  shared gradient matrix are computed once, and a tracker's history stays in epoch order);
+* the jobs of one plugin run one at a time in submission order (a tracker's history stays in
+  epoch order); jobs of different plugins may run at the same time on the worker thread and
+  a waiting thread (quantities shared by the fires of one epoch, such as the gradient
+  matrix, are memoised under a lock and computed once);
 * :meth:`DiagnosticsWorker.wait` returns when every submitted job has finished; the core
   calls it before any plugin that is not marked ``concurrent = True`` runs (checkpointing,
   user callbacks that read trackers' ``.value``), before ``on_solve_end`` and before
@@ -29,16 +33,13 @@ values), or with ``JNO_CONCURRENT_DIAGNOSTICS=0``.
 from __future__ import annotations
 
 import os
-import queue
 import threading
+from collections import deque
 from typing import Callable
 
 from .errors import JnoPluginError
 
 __all__ = ["DiagnosticsWorker", "concurrency_enabled"]
-
-_STOP = object()
-
 
 def concurrency_enabled() -> bool:
     """``False`` when ``JNO_CONCURRENT_DIAGNOSTICS`` is ``0``/``false``/``no``/``off``."""
@@ -46,74 +47,115 @@ def concurrency_enabled() -> bool:
 
 
 class DiagnosticsWorker:
-    """One daemon thread running submitted jobs in order.
+    """One daemon thread running submitted jobs (and threads in :meth:`wait` helping it).
 
     :param max_pending: bound on queued jobs; :meth:`submit` blocks beyond it (back-pressure
         when diagnostics are slower than training, instead of unbounded snapshots).
     """
 
     def __init__(self, max_pending: int = 64) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=max_pending)
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        self._max = int(max_pending)
+        self._cv = threading.Condition(threading.Lock())
+        self._jobs: deque[tuple[int, str, Callable[[], None]]] = deque()
+        self._running: set[str] = set()  # labels of the jobs running now
         self._pending: list[int] = []  # epochs of submitted, unfinished jobs (in order)
         self._error: JnoPluginError | None = None
+        self._stop = False
+        self._local = threading.local()  # .in_job: this thread is running a job
         self._thread = threading.Thread(target=self._run, name="jno-diagnostics", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------ producer side
     def submit(self, epoch: int, label: str, job: Callable[[], None]) -> None:
-        """Queue ``job`` (fire of plugin ``label`` at ``epoch``); from the worker thread itself
-        (a fire submitting more work) it runs at once."""
-        if threading.current_thread() is self._thread:
+        """Queue ``job`` (fire of plugin ``label`` at ``epoch``); from inside a job (a fire
+        submitting more work) it runs at once."""
+        if getattr(self._local, "in_job", False):
             job()
             return
-        with self._lock:
+        with self._cv:
+            while len(self._jobs) >= self._max:
+                self._cv.wait()
             self._pending.append(int(epoch))
-        self._q.put((int(epoch), label, job))
+            self._jobs.append((int(epoch), label, job))
+            self._cv.notify_all()
 
     def pending_from(self) -> int | None:
         """The earliest epoch whose job has not finished (None when idle)."""
-        with self._lock:
+        with self._cv:
             return min(self._pending) if self._pending else None
 
     def check(self) -> None:
         """Raise the first job failure, if any (non-blocking)."""
-        with self._lock:
+        with self._cv:
             err, self._error = self._error, None
         if err is not None:
             raise err
 
     def wait(self) -> None:
-        """Block until every submitted job has finished, then :meth:`check`."""
-        with self._idle:
-            while self._pending:
-                self._idle.wait()
+        """Block until every submitted job has finished, running queued jobs on the calling
+        thread meanwhile (those whose plugin has no job running or queued before them),
+        then :meth:`check`."""
+        while True:
+            with self._cv:
+                if not self._pending:
+                    break
+                item = self._take()
+                if item is None:
+                    self._cv.wait()
+                    continue
+            self._execute(item)
         self.check()
 
     def close(self) -> None:
         """Finish the queued jobs and stop the thread (failures are left for :meth:`check`)."""
-        self._q.put(_STOP)
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
         self._thread.join()
 
-    # ------------------------------------------------------------------ the thread
+    # ------------------------------------------------------------------ running jobs
+    def _take(self) -> tuple[int, str, Callable[[], None]] | None:
+        """The first queued job whose plugin has no job running or queued before it, removed
+        from the queue and marked running (call with the lock held)."""
+        blocked: set[str] = set(self._running)
+        for i, item in enumerate(self._jobs):
+            label = item[1]
+            if label not in blocked:
+                del self._jobs[i]
+                self._running.add(label)
+                self._cv.notify_all()  # a submitter may be waiting for room
+                return item
+            blocked.add(label)
+        return None
+
+    def _execute(self, item: tuple[int, str, Callable[[], None]]) -> None:
+        epoch, label, job = item
+        self._local.in_job = True
+        try:
+            job()
+        except BaseException as exc:  # noqa: BLE001 - reported on the training thread
+            err = JnoPluginError(
+                f"plugin {label!r} failed in on_epoch at epoch {epoch}: {type(exc).__name__}: {exc}"
+            )
+            err.__cause__ = exc
+            with self._cv:
+                if self._error is None:
+                    self._error = err
+        finally:
+            self._local.in_job = False
+            with self._cv:
+                self._running.discard(label)
+                self._pending.remove(epoch)
+                self._cv.notify_all()
+
     def _run(self) -> None:
         while True:
-            item = self._q.get()
-            if item is _STOP:
-                return
-            epoch, label, job = item
-            try:
-                job()
-            except BaseException as exc:  # noqa: BLE001 - reported on the training thread
-                err = JnoPluginError(
-                    f"plugin {label!r} failed in on_epoch at epoch {epoch}: {type(exc).__name__}: {exc}"
-                )
-                err.__cause__ = exc
-                with self._lock:
-                    if self._error is None:
-                        self._error = err
-            finally:
-                with self._idle:
-                    self._pending.remove(epoch)
-                    self._idle.notify_all()
+            with self._cv:
+                while True:
+                    item = self._take()
+                    if item is not None:
+                        break
+                    if self._stop and not self._jobs:
+                        return
+                    self._cv.wait()
+            self._execute(item)

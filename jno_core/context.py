@@ -6,6 +6,7 @@ per-constraint gradient matrix per fired epoch)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Sequence
 
 import jax
@@ -80,14 +81,26 @@ class SolveContext:
         self._logger = logger
         self.stop_reason: str | None = None
         self._memo: dict[Any, Any] = {}
-        # compiled gradient-matrix functions of this solve by selector id (shapes are fixed
-        # within a solve; skips re-deriving ctx.compile's cache key, ~2 ms, at every fire)
-        self._g_fns: dict[int, Callable[..., Any]] = {}
+        # guards _memo (and a snapshot's materialisation): fires of one epoch may run on
+        # two threads (see jno_core.concurrent) and must compute shared quantities once
+        self._memo_lock = threading.RLock()
+        # compiled gradient-matrix functions by selector id, kept with the solver's other
+        # compiled functions (reset when the device layout changes); skips re-deriving
+        # ctx.compile's cache key, ~2 ms, at every fire
+        self._g_fns: dict[int, Callable[..., Any]] = crux._shared.setdefault(("gradient_matrix_fns",), {})
         # the background worker of this solve's concurrent fires (None: run them inline)
         self._worker: Any = None
         self._snapshot: Any = None
 
     # ------------------------------------------------------------------ state
+    @property
+    def setup_token(self) -> object:
+        """An object that is the same for every solve of this solver on the same device
+        layout (what compiled functions depend on: parameter shapes, points, placement) and
+        different otherwise. A plugin that compiled in ``on_solve_begin`` for this token may
+        skip compiling again (:class:`~jno_core.tracker.Tracker` does)."""
+        return self.crux._shared.setdefault(("setup_token",), object())
+
     @property
     def params(self) -> dict[str, Any]:
         """``{trainable key: params pytree}`` at :attr:`epoch` (device arrays)."""
@@ -235,15 +248,16 @@ class SolveContext:
         epoch and mask, so every tracker asking at the same epoch shares one computation."""
         sel = self.selector(mask)
         memo_key = ("G", self.epoch, id(sel))
-        if getattr(self, "_device_g", None):
-            self._values()  # a deferred snapshot: the chunk may have computed G already
-        if memo_key in self._memo:
-            return self._memo[memo_key]
-        fn = self._g_fns.get(id(sel)) or self.prepare_gradient_matrix(mask)
-        G = np.asarray(fn(self.params, self.points, self.inputs))
-        self._memo = {k: v for k, v in self._memo.items() if k[1] == self.epoch}
-        self._memo[memo_key] = G
-        return G
+        with self._memo_lock:
+            if getattr(self, "_device_g", None):
+                self._values()  # a deferred snapshot: the chunk's G may be there already
+            if memo_key in self._memo:
+                return self._memo[memo_key]
+            fn = self._g_fns.get(id(sel)) or self.prepare_gradient_matrix(mask)
+            G = np.asarray(fn(self.params, self.points, self.inputs))
+            self._memo = {k: v for k, v in self._memo.items() if k[1] == self.epoch}
+            self._memo[memo_key] = G
+            return G
 
     def prepare_gradient_matrix(self, mask: Any = None) -> Callable[..., Any]:
         """Compile (once) the function behind :meth:`gradient_matrix`; call it from
@@ -291,6 +305,7 @@ class _Snapshot(SolveContext):
         self.__dict__.update(parent.__dict__)
         self._parent = parent
         self._memo = {}
+        self._memo_lock = threading.RLock()
         self._snapshot = None
         crux = parent.crux
         if materialize is None:
@@ -306,11 +321,14 @@ class _Snapshot(SolveContext):
     def _values(self) -> tuple[Any, Any, Any, Any]:
         f = self._frozen
         if f is None:  # read the snapshot slot on first use (on the diagnostics thread)
-            params, wstates, weights, gs = self._materialize()
-            for sel, G in zip(self._device_g, gs):
-                self._memo[("G", self.epoch, id(sel))] = np.asarray(G)
-            f = self._frozen = ((params, None, wstates, np.int32(self.epoch)), self.crux._points,
-                                self._deferred_inputs, weights)
+            with self._memo_lock:
+                f = self._frozen
+                if f is None:
+                    params, wstates, weights, gs = self._materialize()
+                    for sel, G in zip(self._device_g, gs):
+                        self._memo[("G", self.epoch, id(sel))] = np.asarray(G)
+                    f = self._frozen = ((params, None, wstates, np.int32(self.epoch)), self.crux._points,
+                                        self._deferred_inputs, weights)
         return f
 
     @property

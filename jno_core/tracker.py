@@ -2,7 +2,8 @@
 :meth:`Tracker.compute` and :meth:`Tracker.metrics`).
 
 Life cycle: ``on_solve_begin`` calls :meth:`prepare` (compile against live shapes, so the
-first fire is warm); ``on_epoch`` (at ``epoch % interval == 0``) calls :meth:`compute`, stores
+first fire is warm; skipped on a repeated solve of the same solver, see
+:meth:`Tracker.on_solve_begin`); ``on_epoch`` (at ``epoch % interval == 0``) calls :meth:`compute`, stores
 the value in :attr:`value` / :attr:`latest_epoch`, appends it to the history behind
 :attr:`result`, and logs :meth:`metrics` plus the fire's duration in milliseconds under
 ``explainability/time_ms/<name>``. Trackers never modify the train state.
@@ -53,6 +54,7 @@ class Tracker:
         self._epochs: list[int] = []
         self._history: dict[str, list[np.ndarray]] = {k: [] for k in self.result_keys}
         self._static_result: dict[str, np.ndarray] = {}
+        self._prepared_for: object | None = None  # ctx.setup_token of the last prepare
 
     @property
     def plugin_name(self) -> str:
@@ -73,7 +75,26 @@ class Tracker:
     # ------------------------------------------------------------------ hooks
     @hookimpl
     def on_solve_begin(self, ctx: Any) -> None:
+        """:meth:`prepare`, unless this tracker already prepared successfully for
+        ``ctx.setup_token`` (a repeated ``solve()`` of the same solver: same shapes, points
+        and placement, so the compiled functions are still valid; ~0.1-1 ms per tracker)."""
+        token = getattr(ctx, "setup_token", None)
+        if token is not None and token is self._prepared_for and self._compiled_ok():
+            return
+        self._prepared_for = None
         self.prepare(ctx)
+        self._prepared_for = token
+
+    def _compiled_ok(self) -> bool:
+        """Whether the background compilation of the last :meth:`prepare` (if any) succeeded."""
+        pending = getattr(self, "_pending", None)
+        if pending is None or not hasattr(pending, "result"):
+            return True
+        try:
+            pending.result()
+        except Exception:  # noqa: BLE001 - prepare again (and report it there)
+            return False
+        return True
 
     @hookimpl
     def on_epoch(self, ctx: Any, epoch: int) -> None:

@@ -165,3 +165,45 @@ def test_a_batch_only_sink_passed_as_callback_receives_every_step():
     assert steps == sorted(steps)
     assert [s for s, m in sink.records if "loss/total" in m] == [0, 50, 100]
     assert [s for s, m in sink.records if "explainability/gradient_norm/constraint_0" in m] == [0, 40, 80]
+
+
+class _CountingPrepare(Tracker):
+    """A tracker that counts its ``prepare`` calls and fires the parameter norm."""
+
+    name = "counting_prepare"
+    result_keys = ("norm",)
+
+    def __init__(self, interval: int) -> None:
+        super().__init__(interval)
+        self.prepares = 0
+
+    def prepare(self, ctx):
+        self.prepares += 1
+        self._fn = ctx.compile("counting_prepare", lambda p: jax.tree_util.tree_reduce(
+            lambda a, b: a + (b ** 2).sum(), p, 0.0), ctx.params)
+
+    def compute(self, ctx, epoch):
+        return {"norm": self._fn(ctx.params)}
+
+
+def test_prepare_runs_once_per_solver_and_layout():
+    p = small_problem(hidden=8, layers=2)
+    t = _CountingPrepare(interval=5)
+    p.crux.solve(10, callbacks=[t])
+    p.crux.solve(10, callbacks=[t])
+    assert t.prepares == 1  # same solver, same layout: the compiled function is reused
+    assert t.result["epochs"].tolist() == [0, 5, 10, 15]
+    # the values are those of the parameters at each epoch (same as a fresh tracker's)
+    fresh = _CountingPrepare(interval=5)
+    p.crux.solve(10, callbacks=[t, fresh])
+    np.testing.assert_allclose(t.result["norm"][-2:], fresh.result["norm"], rtol=1e-6)
+    assert t.prepares == 1 and fresh.prepares == 1
+    other = small_problem(hidden=4, layers=2)  # another solver (other shapes): prepared again
+    other.crux.solve(5, callbacks=[t])
+    assert t.prepares == 2
+    p.crux.solve(5, callbacks=[t])  # back to the first solver
+    assert t.prepares == 3
+    p.crux.solve(5, callbacks=[t])
+    assert t.prepares == 3
+    p.crux.solve(5, callbacks=[t], devices=1)  # the layout changes: prepared again
+    assert t.prepares == 4
