@@ -131,9 +131,10 @@ class Pending:
         return f"<jno Pending {self.name!r} of {self.owner!r} {'done' if self.done() else 'compiling'}>"
 
 
-def _compile_and_warm(lowered: Any, warm_args: tuple[Any, ...] | None, store: dict, key: tuple) -> Any:
+def _compile_and_warm(lowered: Any, warm_args: tuple[Any, ...] | None, store: dict, key: tuple,
+                      compiler_options: dict[str, Any] | None = None) -> Any:
     try:
-        compiled = lowered.compile()
+        compiled = lowered.compile(compiler_options=compiler_options) if compiler_options else lowered.compile()
         if warm_args is not None:
             # one warm-up run: the first execution of an executable pays one-off set-up costs
             jax.tree_util.tree_map(np.asarray, compiled(*warm_args))
@@ -144,7 +145,7 @@ def _compile_and_warm(lowered: Any, warm_args: tuple[Any, ...] | None, store: di
 
 
 def compile_async(ctx: Any, name: str, fn: Callable[..., Any], *example_args: Any, owner: str = "plugin",
-                  warm_up: bool = True) -> Pending:
+                  warm_up: bool = True, compiler_options: dict[str, Any] | None = None) -> Pending:
     """Start compiling ``fn`` for ``example_args`` (the AOT compile of
     :meth:`SolveContext.compile`) and return a :class:`Pending` for it.
 
@@ -155,6 +156,8 @@ def compile_async(ctx: Any, name: str, fn: Callable[..., Any], *example_args: An
     :param owner: the plugin's name, used in errors.
     :param warm_up: call the new executable once with ``example_args`` after compiling (only
         on a cache miss: a cached executable has run before).
+    :param compiler_options: XLA options for this executable (``Lowered.compile``), e.g.
+        ``{"xla_backend_optimization_level": 1}`` for a large, rarely run function.
 
     A cache hit returns a finished :class:`Pending` at once. Call :func:`settle` at the end of
     ``on_solve_begin``.
@@ -176,11 +179,11 @@ def compile_async(ctx: Any, name: str, fn: Callable[..., Any], *example_args: An
     if pool is None:
         fut: Future = Future()
         try:
-            fut.set_result(_compile_and_warm(lowered, warm_args, store, key))
+            fut.set_result(_compile_and_warm(lowered, warm_args, store, key, compiler_options))
         except Exception as exc:  # raised by Pending.result, naming the owner
             fut.set_exception(exc)
     else:
-        fut = pool.submit(_compile_and_warm, lowered, warm_args, store, key)
+        fut = pool.submit(_compile_and_warm, lowered, warm_args, store, key, compiler_options)
     pending._future = fut
     with _lock:
         _pending.setdefault(ctx, []).append(pending)

@@ -91,6 +91,9 @@ class SolveContext:
         # the background worker of this solve's concurrent fires (None: run them inline)
         self._worker: Any = None
         self._snapshot: Any = None
+        # selectors whose gradient matrix every fire of this solve reads from the device
+        # chunk (set by the core before on_solve_begin; see gradient_matrix_on_device)
+        self._g_on_device: tuple[Any, ...] = ()
 
     # ------------------------------------------------------------------ state
     @property
@@ -258,6 +261,14 @@ class SolveContext:
             self._memo = {k: v for k, v in self._memo.items() if k[1] == self.epoch}
             self._memo[memo_key] = G
             return G
+
+    def gradient_matrix_on_device(self, mask: Any = None) -> bool:
+        """Whether, in this solve, every :meth:`gradient_matrix` for ``mask`` asked by a
+        deferred fire comes from the device chunk (computed for the chunk's snapshots): then
+        :meth:`prepare_gradient_matrix` need not compile the standalone function in
+        ``on_solve_begin``. (A fire outside that path still works: it compiles on first use.)"""
+        sel = self.selector(mask)
+        return any(sel is g for g in self._g_on_device)
 
     def prepare_gradient_matrix(self, mask: Any = None) -> Callable[..., Any]:
         """Compile (once) the function behind :meth:`gradient_matrix`; call it from

@@ -423,6 +423,8 @@ class Core:
         if gsel:
             self._slot_grads = jax.jit(self._make_slot_gradients(list(gsel))).lower(
                 empty[0], self._points, args[2]).compile()
+            # an executable's first run pays one-off set-up: not in the first fire
+            jax.block_until_ready(self._slot_grads(empty[0], self._points, args[2]))
         self._n_slots = K
         self._gsel = list(gsel)
         self._chunk_fns[key] = (self._chunk_fn, self._take_slot, self._slot_grads, K, self._gsel)
@@ -540,6 +542,8 @@ class Core:
             if run is not None:
                 run.config.setdefault("solves", []).append(self._describe(epochs, callbacks))
                 run.write_config()
+            plan = self._plan_fires(pm, callbacks)
+            ctx._g_on_device = tuple(self._gsel) if plan[3] else ()
             t_begin = time.perf_counter()
             P.call_hook(pm, "on_solve_begin", ctx=ctx)
             # every background compilation started in on_solve_begin is finished (and its
@@ -549,7 +553,7 @@ class Core:
             hist.compile_time += setup_time
             if self._concurrent_fires_allowed():
                 worker = ctx._worker = buffer.worker = DiagnosticsWorker()
-            self._loop(ctx, hist, pm, callbacks, buffer, start, end, cap, log_every, progress, run)
+            self._loop(ctx, hist, pm, plan, buffer, start, end, cap, log_every, progress, run)
             ctx.wait_for_diagnostics()
             ctx.epoch = self.epoch
             P.call_hook(pm, "on_solve_end", ctx=ctx, history=hist)
@@ -704,16 +708,30 @@ class Core:
                 if s_ep % p.interval == 0:
                     self._call_on_epoch(snap, p, s_ep, trace)
 
-    def _loop(self, ctx: SolveContext, hist: History, pm: Any, callbacks: Sequence[Any], buffer: _MetricsBuffer,
-              start: int, end: int, cap: int, log_every: int, progress: bool | None, run: Any) -> None:
+    def _plan_fires(self, pm: Any, callbacks: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any], bool]:
+        """``(plugins, deferred, host_plugins, postpone)`` of a solve: the plugins with an
+        interval; those that fire after the chunk from an on-device snapshot (trackers: they
+        do not end a chunk, so the host is visited only for the others); the others; and
+        whether deferred fires due at a host-visit epoch ``e`` (the solve's first epoch, a
+        checkpoint epoch, ...) are taken from a snapshot at the start of the next chunk too.
+        That is allowed when every host plugin declares ``on_epoch`` concurrent (it reads no
+        tracker's value), so none can tell; then every deferred fire reads the chunk's
+        snapshots and gradient matrices (see :meth:`SolveContext.gradient_matrix_on_device`)."""
         plugins_ = [p for _, p in pm.list_name_plugin() if getattr(p, "interval", None)]
         for cb in callbacks:
             if cb not in plugins_ and getattr(cb, "interval", None):
                 plugins_.append(cb)
-        # fires that can run after the chunk from a parameter snapshot taken on the device
-        # (trackers): they do not end a chunk, so the host is visited only for the others
         deferred = [p for p in plugins_ if getattr(p, "deferred_fire", False)] if not self.providers else []
         host_plugins = [p for p in plugins_ if not any(p is d for d in deferred)]
+        postpone = bool(deferred) and all("on_epoch" in getattr(p, "concurrent_hooks", ()) for p in host_plugins)
+        return plugins_, deferred, host_plugins, postpone
+
+    def _loop(self, ctx: SolveContext, hist: History, pm: Any, plan: tuple[list[Any], list[Any], list[Any], bool],
+              buffer: _MetricsBuffer, start: int, end: int, cap: int, log_every: int, progress: bool | None,
+              run: Any) -> None:
+        plugins_, deferred, host_plugins, postpone = plan
+        # fired at host visits (the deferred ones too unless postponed to the next chunk)
+        at_host = host_plugins if postpone else plugins_
         K = self._n_slots
         g_plugins = [p for p in deferred if getattr(p, "needs_gradient_matrix", False)] if self._gsel else []
         wait_chunk_end = any(hasattr(p, "on_chunk_end") and "on_chunk_end" not in getattr(p, "concurrent_hooks", ())
@@ -723,16 +741,17 @@ class Core:
         e = start
         t_loop = time.perf_counter()
         if e < end:
-            self._fire(ctx, hist, pm, plugins_, e, buffer)
+            self._fire(ctx, hist, pm, at_host, e, buffer)
         n_terms = len(self.loss_terms)
         while e < end:
             nxt = self._next_fire(e, host_plugins)
             stop_at = min(end, e + cap, nxt if nxt is not None else end)
             # near the end of the solve, fewer fires per chunk: the last chunk's fires run
             # after training has finished, so keep that tail short
-            left = _deferred_epochs(e, end, [p.interval for p in deferred], 3 * K)
-            k = K if len(left) >= 3 * K else max(1, min(K, len(left) // 3))
-            snap_epochs = _deferred_epochs(e, stop_at, [p.interval for p in deferred], k + 1)
+            lo = e - 1 if postpone else e  # postponed: a snapshot at the chunk's first epoch
+            left = _deferred_epochs(lo, end, [p.interval for p in deferred], 3 * K)
+            k = K if len(left) >= 3 * K else max(2 if postpone else 1, min(K, len(left) // 3))
+            snap_epochs = _deferred_epochs(lo, stop_at, [p.interval for p in deferred], k + 1)
             if len(snap_epochs) > k:  # out of snapshot slots: a host visit at the next one
                 stop_at, snap_epochs = snap_epochs[k], snap_epochs[:k]
             snap_at = np.full(K, -1, np.int32)
@@ -801,7 +820,7 @@ class Core:
                 hist.stopped = ctx.stop_reason
                 break
             if e < end:
-                self._fire(ctx, hist, pm, plugins_, e, buffer)
+                self._fire(ctx, hist, pm, at_host, e, buffer)
         show.close()
         hist.wall_time += time.perf_counter() - t_loop
 

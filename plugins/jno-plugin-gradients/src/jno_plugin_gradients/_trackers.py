@@ -52,10 +52,15 @@ class GradientTracker(Tracker):
         (an XLA executable's first call pays one-off set-up, ~20 ms here; this keeps it out of
         the first fire). The warm-up value is memoised for the start epoch and shared by the
         other gradient trackers; the core clears that memo before the first fire. Both run on
-        the compile pool, once per mask, while the next plugins trace their functions."""
+        the compile pool, once per mask, while the next plugins trace their functions. Skipped
+        when the core computes ``G`` for every fire on the device
+        (``ctx.gradient_matrix_on_device``)."""
         sel = ctx.selector(self.mask)  # here: a mask that matches nothing raises now
         self.n_params = sel.size
         mask = self.mask
+        on_device = getattr(ctx, "gradient_matrix_on_device", None)
+        if on_device is not None and on_device(mask):
+            return  # every fire reads G computed with the chunk's snapshots: nothing to compile
 
         def compile_and_warm() -> None:
             ctx.prepare_gradient_matrix(mask)

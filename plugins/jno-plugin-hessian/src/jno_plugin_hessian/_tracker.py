@@ -144,8 +144,12 @@ class HessianSpectrum(Tracker):
         self._v0 = jnp.asarray(np.random.default_rng(SEED).standard_normal(sel.size), jnp.float32)
         args = (ctx.params, ctx.points, ctx.inputs, ctx.weights, self._v0)
         # traced here, compiled and run once (warm-up) on the compile pool
+        # LLVM optimisation level 1 instead of 2: ~12 % less compile CPU for this large
+        # (forward-over-reverse of the loss) function, same run time (script 09: 1.85 s vs
+        # 2.1 s CPU, 2.4 ms per fire either way)
         self._pending = compile_pool.compile_async(ctx, f"hessian_spectrum:{id(self)}", fire, *args,
-                                                   owner=self.name)
+                                                   owner=self.name,
+                                                   compiler_options={"xla_backend_optimization_level": 1})
         compile_pool.settle(ctx, self)
 
     @property
