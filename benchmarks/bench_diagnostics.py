@@ -1,15 +1,17 @@
 """The spec's script-09 configuration (1-D Poisson, nine callbacks at the spec's intervals,
 2,000 epochs) with and without diagnostics and sinks, ratios measured in one run.
 
-    .venv/bin/python -m benchmarks.bench_diagnostics [--epochs 2000]
+    .venv/bin/python -m benchmarks.bench_diagnostics [--epochs 2000] [--rounds 2] [--solves 5]
 
 Configurations, each in its own subprocess (in a temporary working directory):
 ``plain`` (no callbacks, no sinks), ``nine`` (the nine callbacks, no sinks), ``nine+csv``,
 ``nine+tensorboard``, ``nine+wandb`` (``WANDB_MODE=offline``). Steady state = the median
-of three ``solve(epochs)`` calls on the same solver after a first one that compiles
+of ``--solves`` ``solve(epochs)`` calls on the same solver after a first one that compiles
 everything and a second one that is discarded (the first solve after compilation runs
 ~25 % slower in the ``nine`` configurations: first executions on the diagnostics thread,
-the checkpoint writer finishing the previous solve's final save).
+the checkpoint writer finishing the previous solve's final save), pooled over ``--rounds``
+rounds of all configurations (each round a fresh subprocess per configuration, the rounds
+interleaved so that slow phases of a shared 2-core machine hit every configuration).
 Targets: nine >= 0.75x plain (issue #4), nine+sink >= 0.7x plain (issue #5), all
 ``on_solve_begin`` compilation < 3 s.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,7 +66,7 @@ def script09_problem() -> tuple:
     return jno.core([pde.mse, ub.mse]), u, u_net, x
 
 
-def _one(config: str, epochs: int) -> dict:
+def _one(config: str, epochs: int, solves: int = 5) -> dict:
     import jno
 
     sinks = config.split("+")[1] if "+" in config else "none"
@@ -82,42 +85,60 @@ def _one(config: str, epochs: int) -> dict:
         if hasattr(cb, "fire_times_ms"):
             cb.fire_times_ms.clear()
     times = []
-    for _ in range(3):
+    for _ in range(solves):
         t0 = time.perf_counter()
         crux.solve(epochs, callbacks=cbs)
         times.append(time.perf_counter() - t0)
-    dt = sorted(times)[1]
     jno.finish()
     per_fire = {getattr(cb, "name", type(cb).__name__): (sum(cb.fire_times_ms) / len(cb.fire_times_ms)
                                                          if getattr(cb, "fire_times_ms", None) else None)
                 for cb in cbs}
-    return {"config": config, "epochs_per_s": epochs / dt, "first_solve_s": first,
+    return {"config": config, "solve_s": times, "first_solve_s": first,
             "setup_compile_s": chunk_compile, "ms_per_fire": per_fire}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--epochs", type=int, default=2000)
-    ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--solves", type=int, default=5)
+    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(_one(args.one[0], int(args.one[1]))))
+        print(json.dumps(_one(args.one[0], int(args.one[1]), int(args.one[2]))))
         return
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", JNO_NO_PROGRESS="1")
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
+    runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
+    for r in range(args.rounds):
+        for config in (CONFIGS if r % 2 == 0 else CONFIGS[::-1]):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = subprocess.run([sys.executable, "-m", "benchmarks.bench_diagnostics", "--one", config,
+                                      str(args.epochs), str(args.solves)], capture_output=True, text=True,
+                                     env=env, cwd=tmp)
+            if out.returncode != 0:
+                print(f"{config}: failed\n{out.stderr[-2000:]}")
+                continue
+            runs[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
     results = {}
-    for config in CONFIGS:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_diagnostics", "--one", config,
-                                  str(args.epochs)], capture_output=True, text=True, env=env, cwd=tmp)
-        if out.returncode != 0:
-            print(f"{config}: failed\n{out.stderr[-2000:]}")
+    for config, rs in runs.items():
+        if not rs:
             continue
-        results[config] = json.loads(out.stdout.strip().splitlines()[-1])
+        times = [t for r in rs for t in r["solve_s"]]
+        per_fire: dict[str, list[float]] = {}
+        for r in rs:
+            for name, ms in r["ms_per_fire"].items():
+                if ms is not None:
+                    per_fire.setdefault(name, []).append(ms)
+        results[config] = {"epochs_per_s": args.epochs / statistics.median(times),
+                           "setup_compile_s": statistics.median(r["setup_compile_s"] for r in rs),
+                           "per_round": [args.epochs / statistics.median(r["solve_s"]) for r in rs],
+                           "ms_per_fire": {k: (statistics.median(v) if v else None) for k, v in per_fire.items()}}
     base = results["plain"]["epochs_per_s"]
-    print(f"{'config':18s} {'epochs/s':>9s} {'ratio':>6s} {'setup+compile s':>15s}")
+    print(f"{'config':18s} {'epochs/s':>9s} {'ratio':>6s} {'setup+compile s':>15s}  ratio per round")
     for c, r in results.items():
-        print(f"{c:18s} {r['epochs_per_s']:9.0f} {r['epochs_per_s'] / base:6.2f} {r['setup_compile_s']:15.2f}")
+        rounds = " ".join(f"{x / base:.2f}" for x in r["per_round"])
+        print(f"{c:18s} {r['epochs_per_s']:9.0f} {r['epochs_per_s'] / base:6.2f} {r['setup_compile_s']:15.2f}  {rounds}")
     if "nine" in results:
         print("\nms per fire (steady state, 'nine'):")
         for name, ms in results["nine"]["ms_per_fire"].items():
