@@ -68,6 +68,7 @@ _CODES = {
     "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
 }
 _NAMES = {v: k for k, v in _CODES.items()}
+_CODE_BY_DTYPE: dict[Any, str] = {}  # np.dtype -> safetensors code, filled on use
 _EXTENDED = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # dtypes NumPy knows through ml_dtypes
 
 
@@ -225,7 +226,10 @@ def write_state_file(f: Any, arrays: Mapping[str, np.ndarray], metadata: Mapping
     for name, a in arrays.items():
         a = np.ascontiguousarray(a).reshape(np.shape(a))
         b = a.tobytes()
-        header[name] = {"dtype": _CODES[str(a.dtype)], "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+        code = _CODE_BY_DTYPE.get(a.dtype)
+        if code is None:  # str(dtype) costs ~4 us (numpy's name machinery): once per dtype
+            code = _CODE_BY_DTYPE[a.dtype] = _CODES[str(a.dtype)]
+        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
         offset += len(b)
         chunks.append(b)
     data = b"".join(chunks)
