@@ -13,6 +13,9 @@ from .errors import (
 )
 from .hookspecs import hookimpl, hookspec
 from .metrics import Array, Heatmap, Histogram, Scalar
+from .precision import apply_default_precision
+
+apply_default_precision()  # full float32 matmuls unless the user chose (see jno_core.precision)
 
 __all__ = [
     "hookimpl",
