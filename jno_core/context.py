@@ -19,7 +19,7 @@ from .errors import MaskError
 from .masks import check_mask, flatten_selected, mask_size, unflatten_selected
 from .metrics import as_metrics
 
-__all__ = ["SolveContext", "ParamSelector"]
+__all__ = ["SolveContext", "ParamSelector", "constraint_gradients"]
 
 
 class ParamSelector:
@@ -274,14 +274,10 @@ class SolveContext:
         """Compile (once) the function behind :meth:`gradient_matrix`; call it from
         ``on_solve_begin`` so the first fire runs a warm kernel."""
         sel = self.selector(mask)
+        terms = self.crux.loss_terms
 
         def G_fn(params: dict[str, Any], points: dict[str, jax.Array], inputs: dict[str, jax.Array]) -> jax.Array:
-            def losses(theta: jax.Array) -> jax.Array:
-                p = sel.unflatten(params, theta)
-                env = Env(p, points, {}, inputs, unweighted=True)
-                return jnp.stack([evaluate(c, env) for c in self.crux.loss_terms])
-
-            return jax.jacrev(losses)(sel.flatten(params))
+            return constraint_gradients(terms, sel, params, points, inputs)
 
         fn = self.compile(f"gradient_matrix:{id(sel)}", G_fn, self.params, self.points, self.inputs)
         self._g_fns[id(sel)] = fn
@@ -304,6 +300,17 @@ class SolveContext:
             return [evaluate(e, env) for e in exprs]
 
         return f
+
+
+def constraint_gradients(terms: Sequence[E.Placeholder], sel: ParamSelector, params: dict[str, Any],
+                         points: dict[str, jax.Array], inputs: dict[str, jax.Array]) -> jax.Array:
+    """Traceable: ``G`` ``(N, P_sel)``, the gradients of the unweighted losses of ``terms``
+    with respect to the parameters ``sel`` selects (one ``jacrev``)."""
+    def losses(theta: jax.Array) -> jax.Array:
+        env = Env(sel.unflatten(params, theta), points, {}, inputs, unweighted=True)
+        return jnp.stack([evaluate(c, env) for c in terms])
+
+    return jax.jacrev(losses)(sel.flatten(params))
 
 
 class _Snapshot(SolveContext):

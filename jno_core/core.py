@@ -30,7 +30,7 @@ from . import plugins as P
 from .compile import Env, evaluate, trainable_key
 from . import compile_pool
 from .concurrent import DiagnosticsWorker, concurrency_enabled
-from .context import SolveContext
+from .context import SolveContext, constraint_gradients
 from .domain import point_set
 from .errors import ConfigError, JnoPluginError, NonFiniteLossError, ShapeError
 from .history import History, TrackerHistory
@@ -315,8 +315,9 @@ class Core:
             # with -1): deferred fires read them after the chunk (see _loop). The gradient
             # matrices of those epochs are computed after the chunk too, all slots in one
             # call (_make_slot_gradients): computed in here, they made every epoch of the
-            # chunk ~8 us slower on script 09 (same HLO for the per-epoch loop; measured
-            # with benchmarks/bench_diagnostics.py), more than they cost to compute.
+            # chunk ~8 us slower on script 09 (same HLO for the per-epoch loop; measured by
+            # timing 1,000-epoch chunks compiled with and without them, interleaved), more
+            # than they cost to compute.
             snaps = jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + jnp.shape(x), jnp.result_type(x)),
                                            (state[0], state[2]))
 
@@ -396,11 +397,7 @@ class Core:
             out = []
             for sel in gsel:
                 def one(params: Any, sel: Any = sel) -> jax.Array:
-                    def losses(theta: jax.Array) -> jax.Array:
-                        env = Env(sel.unflatten(params, theta), points, {}, inputs, unweighted=True)
-                        return jnp.stack([evaluate(c, env) for c in terms])
-
-                    return jax.jacrev(losses)(sel.flatten(params)).astype(jnp.float32)
+                    return constraint_gradients(terms, sel, params, points, inputs).astype(jnp.float32)
 
                 def slot(args: Any, one: Any = one, sel: Any = sel) -> jax.Array:
                     params, want = args

@@ -79,14 +79,16 @@ class Tracker:
         ``ctx.setup_token`` (a repeated ``solve()`` of the same solver: same shapes, points
         and placement, so the compiled functions are still valid; ~0.1-1 ms per tracker)."""
         token = getattr(ctx, "setup_token", None)
-        if token is not None and token is self._prepared_for and self._compiled_ok():
+        if token is not None and token is self._prepared_for and self._still_prepared(ctx):
             return
         self._prepared_for = None
         self.prepare(ctx)
         self._prepared_for = token
 
-    def _compiled_ok(self) -> bool:
-        """Whether the background compilation of the last :meth:`prepare` (if any) succeeded."""
+    def _still_prepared(self, ctx: Any) -> bool:
+        """Whether what the last :meth:`prepare` made still serves ``ctx`` (same setup token):
+        here, whether its background compilation (if any) succeeded. Subclasses whose
+        preparation depends on more than the token add their condition."""
         pending = getattr(self, "_pending", None)
         if pending is None or not hasattr(pending, "result"):
             return True

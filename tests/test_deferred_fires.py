@@ -213,3 +213,29 @@ def test_prepare_runs_once_per_solver_and_layout():
     assert t.prepares == 3
     p.crux.solve(5, callbacks=[t], devices=1)  # the layout changes: prepared again
     assert t.prepares == 4
+
+
+def test_gradient_tracker_prepares_the_standalone_g_when_a_later_solve_needs_it():
+    p = small_problem(hidden=8, layers=2)
+    gn = jno.trackers.gradient_norms(interval=10)
+
+    def standalone():
+        return [k for k in p.crux._shared if k[0] == "compiled" and str(k[1]).startswith("gradient_matrix")]
+
+    p.crux.solve(20, callbacks=[gn])  # every fire reads G from the chunk: nothing standalone
+    assert standalone() == []
+    compiled_at_begin = []
+
+    class _Probe:
+        interval = 1000  # registered after the tracker: sees the state after its on_solve_begin
+        plugin_name = "probe"
+
+        @jno.hookimpl
+        def on_solve_begin(self, ctx):
+            compiled_at_begin.append(len(standalone()))
+
+    # a host visit every epoch (non-concurrent): fires are live, so G must be compiled in
+    # on_solve_begin although the tracker was prepared for this solver before
+    p.crux.solve(20, callbacks=[gn, _HostVisit(), _Probe()])
+    assert compiled_at_begin == [1]
+    np.testing.assert_array_equal(gn.result["epochs"], [0, 10, 20, 30])

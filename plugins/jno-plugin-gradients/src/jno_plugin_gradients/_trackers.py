@@ -69,6 +69,16 @@ class GradientTracker(Tracker):
         compile_pool.run_async(ctx, ("gradient_matrix", id(sel)), compile_and_warm, owner=self.name)
         compile_pool.settle(ctx, self)
 
+    def _still_prepared(self, ctx: Any) -> bool:
+        """Also: ``G`` comes from the device chunk in this solve, or the standalone function
+        was compiled (a later solve of the same solver may need it where an earlier did not)."""
+        if not super()._still_prepared(ctx):
+            return False
+        on_device = getattr(ctx, "gradient_matrix_on_device", None)
+        if on_device is not None and on_device(self.mask):
+            return True
+        return id(ctx.selector(self.mask)) in getattr(ctx, "_g_fns", {})
+
     def gradient_matrix(self, ctx: Any) -> np.ndarray:
         """``G`` ``(N, P)`` at ``ctx.epoch`` (shared with the other gradient trackers)."""
         return ctx.gradient_matrix(self.mask)
