@@ -140,6 +140,19 @@ class _LrTable:
         return out
 
 
+class _Chunk:
+    """One dispatched chunk: where it starts (``e``), its planned length ``n``, its
+    snapshot plan, what it started from (``before``, ``points``, ``inputs``), the
+    (future) outputs of the chunk function and when it was dispatched."""
+
+    __slots__ = ("e", "n", "snap_epochs", "snap_at", "g_at", "before", "points", "inputs", "outs", "t_dispatch")
+
+    def __init__(self, e: int, n: int, snap_epochs: list[int], snap_at: np.ndarray, g_at: np.ndarray, before: Any,
+                 points: Any, inputs: Any, outs: Any, t_dispatch: float) -> None:
+        self.e, self.n, self.snap_epochs, self.snap_at, self.g_at = e, n, snap_epochs, snap_at, g_at
+        self.before, self.points, self.inputs, self.outs, self.t_dispatch = before, points, inputs, outs, t_dispatch
+
+
 class Core:
     """A PINN problem: loss constraints, tracker expressions and their trainables.
 
@@ -733,52 +746,87 @@ class Core:
         postpone = bool(deferred) and all("on_epoch" in getattr(p, "concurrent_hooks", ()) for p in host_plugins)
         return plugins_, deferred, host_plugins, postpone
 
+    def _chunk_plan(self, e: int, end: int, cap: int, host_plugins: Sequence[Any], deferred: Sequence[Any],
+                    g_plugins: Sequence[Any], postpone: bool) -> tuple[int, list[int], np.ndarray, np.ndarray]:
+        """``(n, snap_epochs, snap_at, g_at)`` of the chunk starting at epoch ``e``: its
+        length, the epochs of its parameter snapshots (deferred fires), the snapshot slot
+        table ``(K,)`` (-1 = unused) and which slots need gradient matrices. A function of
+        ``e`` only, so the next chunk can be planned (and dispatched) before this one ends."""
+        K = self._n_slots
+        nxt = self._next_fire(e, host_plugins)
+        stop_at = min(end, e + cap, nxt if nxt is not None else end)
+        # near the end of the solve, fewer fires per chunk: the last chunk's fires run
+        # after training has finished, so keep that tail short
+        lo = e - 1 if postpone else e  # postponed: a snapshot at the chunk's first epoch
+        intervals = [p.interval for p in deferred]
+        left = _deferred_epochs(lo, end, intervals, 3 * K)
+        k = K if len(left) >= 3 * K else max(2 if postpone else 1, min(K, len(left) // 3))
+        snap_epochs = _deferred_epochs(lo, stop_at, intervals, k + 1)
+        if len(snap_epochs) > k:  # out of snapshot slots: a host visit at the next one
+            stop_at, snap_epochs = snap_epochs[k], snap_epochs[:k]
+        snap_at = np.full(K, -1, np.int32)
+        snap_at[: len(snap_epochs)] = snap_epochs
+        g_at = np.zeros(K, bool)
+        g_at[: len(snap_epochs)] = [any(s_ % p.interval == 0 for p in g_plugins) for s_ in snap_epochs]
+        return stop_at - e, snap_epochs, snap_at, g_at
+
+    def _dispatch_chunk(self, e: int, before: Any, plan: tuple[int, list[int], np.ndarray, np.ndarray],
+                        log_every: int) -> "_Chunk":
+        """Start the chunk at epoch ``e`` from train state ``before`` (asynchronous: the
+        outputs are futures; ``before`` may itself be the future of a running chunk)."""
+        n, snap_epochs, snap_at, g_at = plan
+        inputs = self._current_inputs()
+        points = self._points
+        outs = self._chunk_fn(before, points, inputs, np.int32(n), np.int32(log_every), snap_at)
+        return _Chunk(e, n, snap_epochs, snap_at, g_at, before, points, inputs, outs, time.perf_counter())
+
     def _loop(self, ctx: SolveContext, hist: History, pm: Any, plan: tuple[list[Any], list[Any], list[Any], bool],
               buffer: _MetricsBuffer, start: int, end: int, cap: int, log_every: int, progress: bool | None,
               run: Any) -> None:
+        """Run epochs ``start..end`` chunk by chunk. The next chunk is dispatched before the
+        current one's results are read (one chunk ahead), so the host's per-chunk work
+        (losses, metrics, deferred fires, host-visit plugins, waiting for the GIL while the
+        diagnostics thread runs Python) overlaps the device instead of idling it. The chunk
+        started ahead is used only if, after the host visit, the train state, the points and
+        the epoch are still those it started from (a plugin that restored a state, resampled
+        points or stopped the solve makes the loop drop it and start again from the live
+        state); with weight providers (inputs that host-side plugins set between chunks)
+        nothing is started ahead."""
         plugins_, deferred, host_plugins, postpone = plan
         # fired at host visits (the deferred ones too unless postponed to the next chunk)
         at_host = host_plugins if postpone else plugins_
-        K = self._n_slots
         g_plugins = [p for p in deferred if getattr(p, "needs_gradient_matrix", False)] if self._gsel else []
         wait_chunk_end = any(hasattr(p, "on_chunk_end") and "on_chunk_end" not in getattr(p, "concurrent_hooks", ())
                              for _, p in pm.list_name_plugin())
         lr_table = _LrTable(self._lr_fns, self._opt_start_epoch, start, end, log_every)
         show = Progress(end - start, enabled=progress if progress is not None else (run.progress if run else None))
+        ahead_ok = not self.providers  # provider inputs change between chunks
         e = start
         t_loop = time.perf_counter()
         if e < end:
             self._fire(ctx, hist, pm, at_host, e, buffer)
         n_terms = len(self.loss_terms)
-        while e < end:
-            nxt = self._next_fire(e, host_plugins)
-            stop_at = min(end, e + cap, nxt if nxt is not None else end)
-            # near the end of the solve, fewer fires per chunk: the last chunk's fires run
-            # after training has finished, so keep that tail short
-            lo = e - 1 if postpone else e  # postponed: a snapshot at the chunk's first epoch
-            left = _deferred_epochs(lo, end, [p.interval for p in deferred], 3 * K)
-            k = K if len(left) >= 3 * K else max(2 if postpone else 1, min(K, len(left) // 3))
-            snap_epochs = _deferred_epochs(lo, stop_at, [p.interval for p in deferred], k + 1)
-            if len(snap_epochs) > k:  # out of snapshot slots: a host visit at the next one
-                stop_at, snap_epochs = snap_epochs[k], snap_epochs[:k]
-            snap_at = np.full(K, -1, np.int32)
-            snap_at[: len(snap_epochs)] = snap_epochs
-            g_at = np.zeros(K, bool)
-            g_at[: len(snap_epochs)] = [any(s_ % p.interval == 0 for p in g_plugins) for s_ in snap_epochs]
-            n = stop_at - e
-            t0 = time.perf_counter()
-            before = self._state
-            inputs = self._current_inputs()
-            state, buf, n_done, ok, snaps, n_slots = self._chunk_fn(
-                before, self._points, inputs, np.int32(n), np.int32(log_every), snap_at)
-            self._state = state
+
+        def plan_at(epoch: int) -> tuple[int, list[int], np.ndarray, np.ndarray]:
+            return self._chunk_plan(epoch, end, cap, host_plugins, deferred, g_plugins, postpone)
+
+        pending = self._dispatch_chunk(e, self._state, plan_at(e), log_every) if e < end else None
+        t_done = t_loop
+        while pending is not None:
+            c = pending
+            e = c.e
+            state, buf, n_done, ok, snaps, n_slots = c.outs
+            ahead = (self._dispatch_chunk(e + c.n, state, plan_at(e + c.n), log_every)
+                     if ahead_ok and e + c.n < end else None)
             rows = np.asarray(buf)
+            self._state = state
             n_done = int(n_done)
             ok = bool(ok)
             rows = rows[:n_done]
             epochs_arr = np.arange(e, e + n_done)
             hist._append(epochs_arr, rows)
-            dt = time.perf_counter() - t0
+            t_prev, t_done = t_done, time.perf_counter()
+            dt = t_done - max(c.t_dispatch, t_prev)  # queued behind the previous chunk until t_prev
             ep_s = n_done / dt if dt > 0 else float("inf")
             logged = [j for j in range(n_done) if (e + j) % log_every == 0 or (not ok and j == n_done - 1)]
             if logged and buffer.bus is not None:
@@ -794,12 +842,12 @@ class Core:
             # the chunk's speed at its last logged epoch (a step the sinks get anyway: one
             # more step per chunk cost TensorBoard an event and W&B a log call each)
             buffer.add(e + (logged[-1] if logged else max(n_done - 1, 0)), {"perf/epochs_per_s": Scalar(ep_s)})
-            if snap_epochs:
-                self._fire_deferred(ctx, deferred, snaps, snap_epochs[: int(n_slots)], g_at, inputs)
+            if c.snap_epochs:
+                self._fire_deferred(ctx, deferred, snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs)
             if not ok:
                 # the state before the failing step: replay the good steps from the chunk start
-                self._state = self._chunk_fn(before, self._points, inputs, np.int32(n_done - 1),
-                                             np.int32(log_every), snap_at)[0]
+                self._state = self._chunk_fn(c.before, c.points, c.inputs, np.int32(n_done - 1),
+                                             np.int32(log_every), c.snap_at)[0]
                 self.epoch = e + n_done - 1
                 ctx.epoch = self.epoch
                 bad = [self.constraint_names[i] for i in range(n_terms) if not np.isfinite(rows[-1, 1 + i])]
@@ -828,8 +876,14 @@ class Core:
             if ctx.stop_reason:
                 hist.stopped = ctx.stop_reason
                 break
+            pending = None
             if e < end:
                 self._fire(ctx, hist, pm, at_host, e, buffer)
+                if (ahead is not None and ahead.e == e and self._state is state and self._points is ahead.points
+                        and self.epoch == e):
+                    pending = ahead
+                else:  # a plugin changed what the chunk started ahead started from
+                    pending = self._dispatch_chunk(self.epoch, self._state, plan_at(self.epoch), log_every)
         show.close()
         hist.wall_time += time.perf_counter() - t_loop
 

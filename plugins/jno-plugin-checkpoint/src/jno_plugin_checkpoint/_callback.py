@@ -6,7 +6,6 @@ import atexit
 import concurrent.futures as cf
 import os
 import sys
-import shutil
 import threading
 import time
 import weakref
@@ -76,9 +75,9 @@ class Checkpoint:
     :param fsync: fsync files and directories (durable against power loss; ~10 ms per save on
         a local disk, spent on the writer thread).
 
-    Saving costs the training thread one packed device-to-host copy of the state (about
-    0.15-0.3 ms for the spec's MLP); the loss evaluation for the metadata, serialising, fsync
-    and pruning run on a writer thread. Files: ``<directory>/<epoch>/state.safetensors`` and
+    Saving costs the training thread the dispatch of one compiled pack of the state (one
+    buffer per dtype; it does not wait for the device); the copy to the host, the loss
+    evaluation for the metadata, serialising, fsync and pruning run on a writer thread. Files: ``<directory>/<epoch>/state.safetensors`` and
     ``metadata.json`` (see :mod:`jno_plugin_checkpoint._format`). Each
     completed save calls the ``save_checkpoint`` hook through the run's metrics bus (sinks,
     e.g. the W&B artifact upload, get it in order with the metrics) once the files are
@@ -379,7 +378,7 @@ class Checkpoint:
             keep |= {s for _, s in scored[: self.max_to_keep]}
         for s in steps:
             if s not in keep:
-                shutil.rmtree(self.directory / str(s), ignore_errors=True)
+                F.remove_checkpoint_dir(self.directory / str(s))
                 self._best.pop(s, None)
 
     def _drain(self, block: bool) -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "write_checkpoint_dir",
     "read_checkpoint",
     "list_steps",
+    "remove_checkpoint_dir",
 ]
 
 FORMAT = "jno-checkpoint"
@@ -193,13 +194,18 @@ class HostCopier:
                 self._slices.append((i, g, pos, pos + n, self.full_shapes[i]))
                 pos += n
 
-    def __call__(self, leaves: list[Any]) -> list[np.ndarray]:
-        """The packed host buffers (one per dtype); :meth:`split` turns them into leaves (do
-        that off the training thread)."""
-        return [np.asarray(a) for a in self._pack(leaves)]
+    def __call__(self, leaves: list[Any]) -> list[jax.Array]:
+        """The packed buffers (one per dtype), dispatched and not waited for: the caller
+        (the training thread) does not block on the device (where the pack may queue behind
+        a chunk already started); :meth:`split` copies them to the host and splits them into
+        leaves (do that off the training thread). JAX arrays are immutable and the loop
+        donates no buffer, so the packed values are those of ``leaves`` at this call."""
+        return self._pack(leaves)
 
-    def split(self, flats: list[np.ndarray]) -> list[np.ndarray]:
-        """Host leaves (views into ``flats``), in the order of the leaves given at init."""
+    def split(self, flats: list[Any]) -> list[np.ndarray]:
+        """Host leaves (views into the host copies of ``flats``), in the order of the leaves
+        given at init (blocks until the pack of :meth:`__call__` has run)."""
+        flats = [np.asarray(a) for a in flats]
         out: list[Any] = [None] * len(self.shapes)
         for i, g, a, b, shape in self._slices:
             out[i] = flats[g][a:b].reshape(shape)
@@ -379,9 +385,26 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
 
 def list_steps(directory: Path) -> list[int]:
     """The epochs of the complete checkpoints in ``directory`` (sorted)."""
-    if not directory.is_dir():
+    try:
+        with os.scandir(directory) as it:  # entry types from the listing: no stat per entry
+            return sorted(int(e.name) for e in it if e.name.isdigit() and e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(int(e.name) for e in directory.iterdir() if e.name.isdigit() and e.is_dir())
+
+
+def remove_checkpoint_dir(path: Path) -> None:
+    """Delete one checkpoint directory (its files, then itself; anything unexpected inside
+    falls back to ``shutil.rmtree``). Errors are ignored: pruning is best effort."""
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- reading

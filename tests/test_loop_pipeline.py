@@ -1,0 +1,79 @@
+"""The loop starts the next chunk before reading the current one's results
+(jno_core.core.Core._loop). These tests pin down that nothing a user can see changes: a
+solve's losses equal those of a solve whose chunks are all started after the host visit,
+and a plugin that replaces the train state at a host visit makes the loop drop the chunk it
+started ahead and continue from the replaced state."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+import jno
+from jno_core.testing import small_problem
+
+
+class _Every:
+    """A plugin with an interval (a host visit every ``interval`` epochs)."""
+
+    plugin_name = "every"
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+
+    @jno.hookimpl
+    def on_epoch(self, ctx, epoch):
+        pass
+
+
+class _RestoreOnce(_Every):
+    """At epoch ``at`` load the train state recorded at epoch ``back`` (both host visits)."""
+
+    plugin_name = "restore-once"
+
+    def __init__(self, interval: int, back: int, at: int) -> None:
+        super().__init__(interval)
+        self.back, self.at, self.saved, self.done = back, at, None, False
+
+    @jno.hookimpl
+    def on_epoch(self, ctx, epoch):
+        if epoch == self.back and self.saved is None:
+            self.saved = ctx.crux._state
+        elif epoch == self.at and not self.done:
+            self.done = True
+            ctx.crux.load_state(self.saved)
+
+
+def test_losses_equal_with_and_without_starting_ahead():
+    a = small_problem(hidden=8, layers=2)
+    b = small_problem(hidden=8, layers=2)
+    ha = a.crux.solve(300, callbacks=[_Every(50)])
+    # the same epochs as six solves of 50: no chunk is ever started ahead
+    rows = [b.crux.solve(50, callbacks=[_Every(50)]) for _ in range(6)]
+    ra = ha._table()
+    rb = np.concatenate([h._table() for h in rows])
+    assert ra.shape == rb.shape == (300, ra.shape[1])
+    np.testing.assert_array_equal(ra, rb)
+    pa = jax.tree_util.tree_leaves(a.crux._state[0])
+    pb = jax.tree_util.tree_leaves(b.crux._state[0])
+    for x, y in zip(pa, pb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_state_replaced_at_a_host_visit_drops_the_chunk_started_ahead():
+    a = small_problem(hidden=8, layers=2)
+    cb = _RestoreOnce(50, back=100, at=200)
+    h = a.crux.solve(300, callbacks=[cb])
+    assert cb.done
+    ep = h.epochs
+    # 0..199, then again from the restored epoch 100 to 299: 400 rows
+    np.testing.assert_array_equal(ep, np.concatenate([np.arange(0, 200), np.arange(100, 300)]))
+    assert a.crux.epoch == 300
+    rows = h._table()
+    # the replayed epochs 100..199 start from the same state: the same losses, bitwise
+    np.testing.assert_array_equal(rows[100:200], rows[200:300])
+    # and the end state is that of 300 uninterrupted epochs
+    b = small_problem(hidden=8, layers=2)
+    b.crux.solve(300)
+    for x, y in zip(jax.tree_util.tree_leaves(a.crux._state[0]), jax.tree_util.tree_leaves(b.crux._state[0])):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
