@@ -80,24 +80,63 @@ class _MetricsBuffer:
             self.bus.put(s, m)
 
 
-class _SlotGradients:
-    """The gradient matrices of the ``wanted`` snapshot slots of one chunk, computed by one
-    call of the compiled ``fn(snap_params, points, inputs, wanted)`` on first use
-    (thread-safe)."""
+class _ChunkSlots:
+    """What one chunk's deferred fires share: its parameter snapshots (``snaps``: the
+    ``(params, scheme_states)`` pytrees with a leading axis of ``K`` slots), the epoch of each
+    used slot, and results computed for all of the chunk's slots in one device call
+    (:meth:`batch`: the gradient matrices, :meth:`SolveContext.slot_values`), each computed
+    once, by the first fire that asks, and copied to the host (thread-safe)."""
 
-    def __init__(self, fn: Any, snap_params: Any, points: Any, inputs: Any, wanted: np.ndarray) -> None:
-        self._args = (fn, snap_params, points, inputs, wanted)
+    def __init__(self, snaps: Any, points: Any, inputs: Any, epochs: Sequence[int], n_slots: int,
+                 slot_grads: Any = None, gsel: Sequence[Any] = (), g_at: np.ndarray | None = None) -> None:
+        self.snaps, self.points, self.inputs = snaps, points, inputs
+        self.epochs = [int(e) for e in epochs]
+        self.n_slots = n_slots
+        self._slot_grads, self._gsel = slot_grads, list(gsel)
+        self._g_at = np.zeros(n_slots, bool) if g_at is None else g_at.copy()
         self._lock = threading.Lock()
-        self._gs: list[np.ndarray] | None = None
+        self._locks: dict[Any, threading.Lock] = {}
+        self._memo: dict[Any, Any] = {}
 
-    def slot(self, j: int) -> list[np.ndarray]:
-        """``[G (N, P_sel)]`` per selector at slot ``j``."""
+    def wanted(self, interval: int) -> np.ndarray:
+        """``(K,)`` bool: the used slots whose epoch is a multiple of ``interval``."""
+        w = np.zeros(self.n_slots, bool)
+        w[: len(self.epochs)] = [e % interval == 0 for e in self.epochs]
+        return w
+
+    def batch(self, key: Any, compute: Any) -> Any:
+        """The host copy (NumPy leaves, leading slot axis) of ``compute()``, a device call
+        over the chunk's slots, computed once per ``key``."""
         with self._lock:
-            if self._gs is None:
-                fn, *args = self._args
-                self._gs = [np.asarray(g) for g in fn(*args)]
-                self._args = None
-        return [g[j] for g in self._gs]
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._memo.get(key)
+            if hit is None:
+                hit = jax.tree_util.tree_map(np.asarray, compute())
+                with self._lock:
+                    self._memo[key] = hit
+        return hit
+
+    def gradient_matrix(self, j: int, sel: Any) -> np.ndarray | None:
+        """``G`` ``(N, P_sel)`` of selector ``sel`` at slot ``j`` if the chunk computes it
+        there (all wanted slots in one call), else None."""
+        if self._slot_grads is None or not self._g_at[j]:
+            return None
+        for k, g in enumerate(self._gsel):
+            if g is sel:
+                gs = self.batch("G", lambda: self._slot_grads(self.snaps[0], self.points, self.inputs, self._g_at))
+                return gs[k][j]
+        return None
+
+    def slot_values(self, pending: Any, interval: int, j: int) -> Any:
+        """Slot ``j`` of the compiled slot-batch function behind ``pending`` (see
+        :meth:`SolveContext.compile_slot_batch`), run over the slots where ``interval`` fires."""
+        out = self.batch(("slot_batch", id(pending)), lambda: pending.result()(
+            self.snaps[0], self.snaps[1], self.points, self.inputs, self.wanted(interval)))
+        return jax.tree_util.tree_map(lambda a: a[j], out)
 
 
 def _deferred_epochs(e: int, stop: int, intervals: Sequence[int], limit: int) -> list[int]:
@@ -425,7 +464,8 @@ class Core:
     def _compile_chunk(self, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> float:
         key = (batchsize, seed if batchsize else None, self._layout.key, tuple(id(g) for g in gsel))
         if key in self._chunk_fns:
-            self._chunk_fn, self._take_slot, self._slot_grads, self._n_slots, self._gsel = self._chunk_fns[key]
+            (self._chunk_fn, self._take_slot, self._slot_grads, self._n_slots, self._gsel,
+             self._snap_template) = self._chunk_fns[key]
             return 0.0
         t0 = time.perf_counter()
         fn = jax.jit(self._make_chunk(batchsize, seed, gsel))
@@ -446,7 +486,8 @@ class Core:
             jax.block_until_ready(self._slot_grads(empty[0], self._points, args[2], wanted))
         self._n_slots = K
         self._gsel = list(gsel)
-        self._chunk_fns[key] = (self._chunk_fn, self._take_slot, self._slot_grads, K, self._gsel)
+        self._snap_template = empty  # shapes and placement of a chunk's snapshots
+        self._chunk_fns[key] = (self._chunk_fn, self._take_slot, self._slot_grads, K, self._gsel, empty)
         return time.perf_counter() - t0
 
     def _gradient_selectors(self, ctx: SolveContext, plugins_: Sequence[Any]) -> list[Any]:
@@ -563,6 +604,7 @@ class Core:
                 run.write_config()
             plan = self._plan_fires(pm, callbacks)
             ctx._g_on_device = tuple(self._gsel) if plan[3] else ()
+            ctx._from_snapshots = plan[3]
             t_begin = time.perf_counter()
             P.call_hook(pm, "on_solve_begin", ctx=ctx)
             # every background compilation started in on_solve_begin is finished (and its
@@ -712,18 +754,17 @@ class Core:
         """Fire the deferred plugins due at each of ``epochs`` (inside the chunk just run),
         each with a context frozen at that epoch from the chunk's snapshot ``slot``; the
         gradient matrices (where ``g_at[slot]``) of all slots come from one call, made by the
-        first fire that needs one (on the diagnostics thread)."""
+        first fire that needs one (on the diagnostics thread), and so do the results of
+        trackers' slot-batch functions (:meth:`SolveContext.slot_values`)."""
         trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
-        grads = (_SlotGradients(self._slot_grads, snaps[0], self._points, inputs, g_at.copy())
-                 if g_at.any() else None)
+        chunk = _ChunkSlots(snaps, self._points, inputs, epochs, self._n_slots, self._slot_grads, self._gsel, g_at)
         for j, s_ep in enumerate(epochs):
             s_ep = int(s_ep)
 
             def materialize(j: int = j) -> Any:
-                params, wstates, weights = self._take_slot(snaps, np.int32(j))
-                return params, wstates, weights, (grads.slot(j) if g_at[j] else ())
+                return self._take_slot(snaps, np.int32(j))
 
-            snap = ctx.deferred_snapshot(s_ep, materialize, inputs, self._gsel if g_at[j] else ())
+            snap = ctx.deferred_snapshot(s_ep, materialize, inputs, chunk=chunk, slot=j)
             for p in deferred:
                 if s_ep % p.interval == 0:
                     self._call_on_epoch(snap, p, s_ep, trace)

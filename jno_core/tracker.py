@@ -87,16 +87,64 @@ class Tracker:
 
     def _still_prepared(self, ctx: Any) -> bool:
         """Whether what the last :meth:`prepare` made still serves ``ctx`` (same setup token):
-        here, whether its background compilation (if any) succeeded. Subclasses whose
-        preparation depends on more than the token add their condition."""
-        pending = getattr(self, "_pending", None)
-        if pending is None or not hasattr(pending, "result"):
-            return True
-        try:
-            pending.result()
-        except Exception:  # noqa: BLE001 - prepare again (and report it there)
+        here, whether its background compilations (if any) succeeded and a per-fire function
+        of :meth:`compile_fire_fn` was made for the way this solve fires (from chunk
+        snapshots or not). Subclasses whose preparation depends on more than the token add
+        their condition."""
+        spec = getattr(self, "_fire_fn", None)
+        if spec is not None and spec[2] != bool(getattr(ctx, "fires_from_snapshots", False)):
             return False
+        for pending in (getattr(self, "_pending", None), getattr(self, "_batched", None)):
+            if pending is None or not hasattr(pending, "result"):
+                continue
+            try:
+                pending.result()
+            except Exception:  # noqa: BLE001 - prepare again (and report it there)
+                return False
         return True
+
+    # ------------------------------------------------------------------ per-fire functions
+    def compile_fire_fn(self, ctx: Any, name: str, fn: Any) -> Any:
+        """Start compiling this tracker's per-fire device function ``fn(params, points,
+        inputs, weights) -> pytree`` for the way this solve fires: when every fire reads a
+        chunk snapshot (``ctx.fires_from_snapshots``), over all of a chunk's slots in one
+        call (``ctx.compile_slot_batch``); otherwise for one fire (``compile_async``).
+        :meth:`run_fire_fn` calls it. Returns ``jax.eval_shape`` of one fire's output. Call
+        ``compile_pool.settle`` at the end of :meth:`prepare` (background compilation)."""
+        import jax
+
+        from . import compile_pool
+
+        out = jax.eval_shape(fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)
+        from_snapshots = bool(getattr(ctx, "fires_from_snapshots", False))
+        self._fire_fn = (name, fn, from_snapshots)
+        if from_snapshots:
+            self._pending = None
+            self._batched = ctx.compile_slot_batch(name, fn, owner=self.name, out_shape=out)
+        else:
+            self._batched = None
+            # traced here; compiled and run once (warm-up: an executable's first run pays
+            # one-off set-up) on the compile pool
+            self._pending = compile_pool.compile_async(ctx, name, fn, ctx.params, ctx.points, ctx.inputs,
+                                                       ctx.weights, owner=self.name)
+        return out
+
+    def run_fire_fn(self, ctx: Any) -> Any:
+        """The value of :meth:`compile_fire_fn`'s function at ``ctx`` (device arrays, or
+        NumPy arrays when it comes from the chunk's slot batch). A fire from the live state
+        after a preparation for snapshot fires (a tool calling :meth:`_fire` directly)
+        compiles the one-fire function then."""
+        batched = getattr(self, "_batched", None)
+        if batched is not None:
+            out = ctx.slot_values(batched, self.interval)
+            if out is not None:
+                return out
+        pending = getattr(self, "_pending", None)
+        if pending is not None:
+            return pending.result()(ctx.params, ctx.points, ctx.inputs, ctx.weights)
+        name, fn, _ = self._fire_fn
+        return ctx.compile(name, fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)(
+            ctx.params, ctx.points, ctx.inputs, ctx.weights)
 
     @hookimpl
     def on_epoch(self, ctx: Any, epoch: int) -> None:

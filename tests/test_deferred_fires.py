@@ -49,14 +49,17 @@ def _count_chunks(crux):
     return calls
 
 
-def _trackers():
-    return [jno.trackers.gradient_norms(interval=10), jno.trackers.cos_similarity(interval=10),
-            jno.trackers.residual_stats(interval=20)]
+def _trackers(p=None):
+    out = [jno.trackers.gradient_norms(interval=10), jno.trackers.cos_similarity(interval=10),
+           jno.trackers.residual_stats(interval=20)]
+    if p is not None:
+        out.append(jno.trackers.input_sensitivity(p.u.d(p.x), interval=30))
+    return out
 
 
 def _run(force_host: bool, epochs: int = 200):
     p = small_problem(hidden=8, layers=2)
-    cbs = _trackers()
+    cbs = _trackers(p)
     calls = _count_chunks(p.crux)
     h = p.crux.solve(epochs, callbacks=cbs + ([_HostVisit()] if force_host else []))
     standalone_g = [k for k in p.crux._shared if k[0] == "compiled" and str(k[1]).startswith("gradient_matrix")]
@@ -85,6 +88,67 @@ def test_deferred_fires_match_host_fires_and_cut_host_visits():
     # visits the next one: 6 fires + visit at 60, 4 + 100, 3 + 130, 2 + 150, 2 + 170,
     # 2 + 190, 1 + the end (200 live fires needed one chunk per epoch)
     assert calls == [60, 40, 30, 20, 20, 20, 10], calls
+
+
+def _count_slot_batch_calls():
+    """``(counts, patched Pending.result)``: count the calls of every slot-batch function
+    (SolveContext.compile_slot_batch) and of every one-fire function of the residual /
+    saliency trackers."""
+    from jno_core import compile_pool
+
+    counts = {"batch": 0, "single": 0}
+    orig = compile_pool.Pending.result
+
+    def result(self):
+        fn = orig(self)
+        kind = "batch" if self.name.startswith("slot_batch:") else (
+            "single" if self.name.startswith(("residual_stats", "input_sensitivity")) else None)
+        if kind is None:
+            return fn
+
+        def counted(*a):
+            counts[kind] += 1
+            return fn(*a)
+
+        return counted
+
+    return counts, result
+
+
+def test_slot_batch_computes_a_chunks_fires_in_one_call_and_equals_live_fires(monkeypatch):
+    """residual_stats / input_sensitivity fires from chunk snapshots run one compiled call per
+    chunk and tracker (SolveContext.compile_slot_batch / slot_values), equal to live fires;
+    a later solve of the same solver that fires live prepares the one-fire function again
+    (Tracker._still_prepared)."""
+    from jno_core import compile_pool
+
+    p = small_problem(hidden=8, layers=2)
+    res = jno.trackers.residual_stats(interval=20)
+    sal = jno.trackers.input_sensitivity(p.u.d(p.x), interval=20)
+    counts, counted = _count_slot_batch_calls()
+    monkeypatch.setattr(compile_pool.Pending, "result", counted)
+    calls = _count_chunks(p.crux)
+    p.crux.solve(200, callbacks=[res, sal])
+    n_chunks = len(calls)
+    assert counts["single"] == 0
+    # one call per chunk with a fire and tracker (a chunk may hold no fire of an interval)
+    assert 2 <= counts["batch"] <= 2 * n_chunks < 2 * len(res.result["epochs"]), (counts, calls)
+    # the same solver, solved on with a host visit every epoch: fires from the live state
+    counts.update(batch=0, single=0)
+    p.crux.solve(60, callbacks=[res, sal, _HostVisit()])
+    assert counts["batch"] == 0 and counts["single"] == 2 * 3
+    # values: equal to the same solves on a fresh solver with a host visit every epoch (live
+    # fires only: the one-fire functions, which the plugins' own tests check against numpy
+    # and jax.grad by hand)
+    q = small_problem(hidden=8, layers=2)
+    res_q = jno.trackers.residual_stats(interval=20)
+    sal_q = jno.trackers.input_sensitivity(q.u.d(q.x), interval=20)
+    q.crux.solve(200, callbacks=[res_q, sal_q, _HostVisit()])
+    q.crux.solve(60, callbacks=[res_q, sal_q, _HostVisit()])
+    for a, b in ((res, res_q), (sal, sal_q)):
+        np.testing.assert_array_equal(a.result["epochs"], np.arange(0, 260, 20))
+        for k in a.result_keys:
+            np.testing.assert_allclose(a.result[k], b.result[k], rtol=2e-5, atol=1e-7, err_msg=f"{a.name}:{k}")
 
 
 def test_metrics_of_concurrent_fires_arrive_in_step_order():

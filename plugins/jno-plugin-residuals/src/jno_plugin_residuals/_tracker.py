@@ -13,7 +13,8 @@ statistics (NumPy's default ``method="linear"``). They are computed **on the dev
 AOT-compiled in :meth:`ResidualStats.prepare` (``on_solve_begin``, on the background compile pool
 of :mod:`jno_core.compile_pool`), together with the residual
 fields themselves (which come back to the host for the histogram metric), so a fire is one
-warm kernel call and one device-to-host copy.
+warm kernel call and one device-to-host copy; when the solve's fires all come from chunk
+snapshots, one call computes every fire of a chunk (``Tracker.compile_fire_fn``).
 
 Per-point residual magnitudes as a diagnostic / sampling signal: Sec. 3 of arXiv:2207.10289.
 """
@@ -123,16 +124,11 @@ class ResidualStats(Tracker):
             residuals = field_fn(params, points, inputs, weights)
             return residual_statistics(residuals), [jnp.ravel(r) for r in residuals]
 
-        # traced here; compiled and run once (warm-up: an executable's first run pays one-off
-        # set-up) on the compile pool
-        self._pending = compile_pool.compile_async(
-            ctx, f"residual_stats:{tuple(self.indices)}", fn, ctx.params, ctx.points, ctx.inputs, ctx.weights,
-            owner=self.name,
-        )
+        self.compile_fire_fn(ctx, f"residual_stats:{tuple(self.indices)}", fn)
         compile_pool.settle(ctx, self)
 
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        stats, residuals = self._pending.result()(ctx.params, ctx.points, ctx.inputs, ctx.weights)
+        stats, residuals = self.run_fire_fn(ctx)
         self.last_residuals = [np.asarray(r) for r in residuals]
         return {k: np.asarray(v) for k, v in stats.items()}
 

@@ -79,13 +79,6 @@ class InputSensitivity(Tracker):
         self._points: list[str] = []
         self._extra_points: dict[str, jax.Array] = {}
 
-    def _inputs(self, ctx: Any) -> tuple[dict[str, Any], dict[str, jax.Array]]:
-        live = ctx.params
-        params = {k: live[k] if k in live else self._fixed[k] for k in self._keys}
-        pts = ctx.points
-        points = {k: pts[k] if k in pts else self._extra_points[k] for k in self._points}
-        return params, points
-
     def prepare(self, ctx: Any) -> None:
         """Collect the trainables and point sets of ``expr`` and AOT-compile it."""
         nodes = list(E.walk([self.expr]))
@@ -101,30 +94,28 @@ class InputSensitivity(Tracker):
         self._points = sorted({n.point_set for n in nodes if isinstance(n, E.Variable)})
         self._extra_points = {k: jnp.asarray(point_set(k).points) for k in self._points if k not in ctx.points}
         f = ctx.expr_fn([self.expr])
+        keys, fixed, names, extra = self._keys, self._fixed, self._points, self._extra_points
 
         def fn(params: Any, points: Any, inputs: Any, weights: Any) -> jax.Array:
-            return f(params, points, inputs, weights)[0]
+            # the solver's params/points, plus what the expression reads outside them (an
+            # untrained network's parameters, a point set the solver does not use)
+            p = {k: params[k] if k in params else fixed[k] for k in keys}
+            pts = {k: points[k] if k in points else extra[k] for k in names}
+            return f(p, pts, inputs, weights)[0]
 
-        params, points = self._inputs(ctx)
         try:
-            # traced here; compiled and run once (warm-up: an executable's first run pays
-            # one-off set-up) on the compile pool
-            self._pending = compile_pool.compile_async(
-                ctx, f"input_sensitivity:{node_key(self.expr)!r}", fn, params, points, ctx.inputs, ctx.weights,
-                owner=self.name,
-            )
+            out = self.compile_fire_fn(ctx, f"input_sensitivity:{node_key(self.expr)!r}", fn)
         except KeyError as exc:
             raise ValueError(
                 f"input_sensitivity could not compile {self.expr.describe()}: it refers to "
                 f"{exc} which this solver does not provide. Pass an expression built from this "
                 "solver's networks, variables, parameters and weighting schemes."
             ) from exc
-        self.shape = tuple(self._pending.out_info.shape)
+        self.shape = tuple(out.shape)
         compile_pool.settle(ctx, self)
 
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        params, points = self._inputs(ctx)
-        return {"values": np.asarray(self._pending.result()(params, points, ctx.inputs, ctx.weights))}
+        return {"values": np.asarray(self.run_fire_fn(ctx))}
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {f"explainability/saliency/{k}": v for k, v in saliency_summary(value["values"]).items()}
