@@ -74,11 +74,17 @@ class MetricsBus:
             self._q.put(("log", step, dict(metrics)))
         self._raise_pending()
 
-    def put_checkpoint(self, path: str, epoch: int, metadata: Mapping[str, Any]) -> None:
+    def put_checkpoint(self, path: str, epoch: int, metadata: Mapping[str, Any]) -> threading.Event | None:
+        """Queue the ``save_checkpoint`` hook of the checkpoint at ``path``; returns an event
+        set once every sink has run it (the files must stay until then: the checkpoint
+        callback does not prune them before), or None when no sink will read them."""
+        done = None
         if not self._closed and self._sinks:
             self._ensure_thread()
-            self._q.put(("ckpt", path, epoch, dict(metadata)))
+            done = threading.Event()
+            self._q.put(("ckpt", path, epoch, dict(metadata), done))
         self._raise_pending()
+        return done
 
     def flush(self) -> None:
         """Wait until everything queued was delivered and every sink flushed."""
@@ -173,8 +179,11 @@ class MetricsBus:
                 return True
             kind = item[0]
             if kind == "ckpt":
-                _, path, epoch, meta = item
-                self._call("save_checkpoint", path, epoch, meta)
+                _, path, epoch, meta, done = item
+                try:
+                    self._call("save_checkpoint", path, epoch, meta)
+                finally:
+                    done.set()
             elif kind == "flush":
                 self._call("flush_metrics")
                 item[1].set()

@@ -411,6 +411,45 @@ def test_default_directory_and_save_checkpoint_hook(tmp_path: Path) -> None:
     assert cb.all_steps == [20, 25]
 
 
+class SlowReadingSink(CheckpointSink):
+    """A sink whose save_checkpoint reads every file of the checkpoint after a delay (as the
+    W&B sink's artifact upload does), while training goes on writing and pruning."""
+
+    plugin_name = "slow-reading-sink"
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.read_bytes: dict[int, int] = {}
+
+    @hookimpl
+    def save_checkpoint(self, path, epoch, metadata):
+        import time
+
+        time.sleep(self.delay)
+        self.read_bytes[epoch] = sum(f.stat().st_size for f in Path(path).iterdir())
+        super().save_checkpoint(path, epoch, metadata)
+
+
+def test_checkpoint_is_not_pruned_before_the_sinks_read_it(tmp_path: Path) -> None:
+    """max_to_keep=1 and a save every 10 epochs, with a sink that reads each checkpoint only
+    50 ms after it is handed over: every hook still finds its files (before, pruning deleted
+    them under the W&B sink's artifact upload, which then failed and was switched off for
+    the rest of the run); after close() only the newest one is left."""
+    dire = jno.setup("script.py", name="r", root=tmp_path / "runs", sinks="none")
+    sink = SlowReadingSink(delay=0.05)
+    dire.run.bus.add_sink(sink, "slow-reading-sink")
+    cb = jno.callbacks.checkpoint(save_interval_epochs=10, max_to_keep=1)
+    p = small_problem()
+    p.crux.solve(60, callbacks=[cb])
+    p.crux.solve(20, callbacks=[cb])
+    cb.close()
+    dire.run.bus.flush()
+    assert [e for _, e, _ in sink.checkpoints] == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert all(n > 0 for n in sink.read_bytes.values()) and len(sink.read_bytes) == 8
+    assert cb.all_steps == [80]
+
+
 def test_no_directory_without_a_run_is_an_error() -> None:
     with pytest.raises(ConfigError, match="jno.setup"):
         jno.callbacks.checkpoint()

@@ -143,6 +143,10 @@ class Checkpoint:
         self._structures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # crux -> {treedef: ...}
         self._atexit = False
         self._last_saved: tuple[int, int] | None = None  # (id(crux), epoch)
+        # written checkpoints whose save_checkpoint hook the sinks have not run yet (an event
+        # set when they have; None while not yet handed over): never pruned before (the W&B
+        # sink reads the files to upload them as an artifact)
+        self._undelivered: dict[int, threading.Event | None] = {}
 
     @property
     def plugin_name(self) -> str:
@@ -353,6 +357,8 @@ class Checkpoint:
         F.write_checkpoint_dir(self.directory, epoch, arrays, structure, plugin_state, meta, fsync=self.fsync)
         if "best_value" in meta:
             self._best[epoch] = meta["best_value"]
+        with self._lock:
+            self._undelivered[epoch] = None
         time.sleep(0)
         self._prune()
         return meta
@@ -367,9 +373,17 @@ class Checkpoint:
         v = self._best[step]
         return None if v != v else v
 
+    def _pinned(self) -> set[int]:
+        """Steps whose ``save_checkpoint`` hook is not yet delivered (not to be pruned)."""
+        with self._lock:
+            for s in [s for s, ev in self._undelivered.items() if ev is not None and ev.is_set()]:
+                del self._undelivered[s]
+            return set(self._undelivered)
+
     def _prune(self) -> None:
         if self.max_to_keep is None:
             return
+        pinned = self._pinned()
         steps = F.list_steps(self.directory)
         keep = set(steps[-self.max_to_keep:])
         if self.best_fn is not None:
@@ -377,7 +391,7 @@ class Checkpoint:
             scored.sort(key=lambda t: (t[0] if self.best_mode == "min" else -t[0], -t[1]))
             keep |= {s for _, s in scored[: self.max_to_keep]}
         for s in steps:
-            if s not in keep:
+            if s not in keep and s not in pinned:
                 F.remove_checkpoint_dir(self.directory / str(s))
                 self._best.pop(s, None)
 
@@ -401,8 +415,12 @@ class Checkpoint:
                 ) from exc
             self.saved.append(meta)
             bus = getattr(run, "bus", None) if run is not None else None
-            if bus is not None:
-                bus.put_checkpoint(meta["checkpoint_dir"], epoch, meta)
+            done = bus.put_checkpoint(meta["checkpoint_dir"], epoch, meta) if bus is not None else None
+            with self._lock:
+                if done is None:
+                    self._undelivered.pop(epoch, None)
+                else:
+                    self._undelivered[epoch] = done
 
     # ------------------------------------------------------------------ reading / resume
     def close(self) -> None:
@@ -410,10 +428,23 @@ class Checkpoint:
         writer thread (idempotent; saving again starts a new one)."""
         try:
             self._drain(block=True)
+            self._prune_delivered()
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
                 self._executor = None
+
+    def _prune_delivered(self, timeout: float = 60.0) -> None:
+        """Wait (up to ``timeout`` seconds) until the sinks ran the ``save_checkpoint`` hooks
+        of every delivered save, then prune what they had kept."""
+        with self._lock:
+            events = [ev for ev in self._undelivered.values() if ev is not None]
+        if not events:
+            return
+        deadline = time.monotonic() + timeout
+        for ev in events:
+            ev.wait(max(0.0, deadline - time.monotonic()))
+        self._prune()
 
     # Properties never block: pluggy's registration of a plugin object (every solve) reads
     # every attribute, properties included.
