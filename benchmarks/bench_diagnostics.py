@@ -89,11 +89,16 @@ def _one(config: str, epochs: int, solves: int = 5) -> dict:
         t0 = time.perf_counter()
         crux.solve(epochs, callbacks=cbs)
         times.append(time.perf_counter() - t0)
+    from jno_core import run as jrun
+
+    current = jrun.current_run()
+    bus = getattr(current, "bus", None)
+    failed = {label: f"{type(exc).__name__}: {exc}" for label, exc in (getattr(bus, "_failed", None) or {}).items()}
     jno.finish()
     per_fire = {getattr(cb, "name", type(cb).__name__): (sum(cb.fire_times_ms) / len(cb.fire_times_ms)
                                                          if getattr(cb, "fire_times_ms", None) else None)
                 for cb in cbs}
-    return {"config": config, "solve_s": times, "first_solve_s": first,
+    return {"config": config, "solve_s": times, "first_solve_s": first, "failed_sinks": failed,
             "setup_compile_s": chunk_compile, "ms_per_fire": per_fire}
 
 
@@ -119,7 +124,11 @@ def main() -> None:
             if out.returncode != 0:
                 print(f"{config}: failed\n{out.stderr[-2000:]}")
                 continue
-            runs[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            if r.get("failed_sinks"):  # a sink switched off mid-run would flatter its figure
+                print(f"{config}: sink failure, round not counted: {r['failed_sinks']}")
+                continue
+            runs[config].append(r)
     results = {}
     for config, rs in runs.items():
         if not rs:
