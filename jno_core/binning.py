@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SMALL", "finite_values", "histogram", "histogram_lists"]
+__all__ = ["SMALL", "finite_values", "histogram", "histogram_lists", "histogram_of_list"]
 
 #: :func:`histogram_lists` bins inputs with ``values.size + bins`` up to this in plain Python
 SMALL = 160
@@ -84,7 +84,12 @@ def histogram_lists(values: np.ndarray, bins: int) -> tuple[list[int], list[floa
     if values.size + bins > SMALL:
         counts, edges = histogram(values, bins)
         return counts.tolist(), edges.tolist()
-    a = values.tolist()
+    return histogram_of_list(values.tolist(), bins)
+
+
+def histogram_of_list(a: list[float], bins: int) -> tuple[list[int], list[float]]:
+    """:func:`histogram_lists` of the finite Python floats ``a`` (non-empty), in plain
+    Python whatever the size (meant for small lists)."""
     lo, hi, edges = _span(min(a), max(a), bins, _linspace)
     width = hi - lo
     last = bins - 1

@@ -45,7 +45,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from jno_core.binning import finite_values, histogram_lists
+from jno_core.binning import SMALL, finite_values, histogram_lists, histogram_of_list
 from jno_core.colormap import encode_png, heatmap_to_rgb
 from jno_core.hookspecs import hookimpl
 from jno_core.metrics import Array, Heatmap, Histogram, Scalar, as_metric
@@ -111,14 +111,19 @@ def histogram_proto(proto_cls: Any, values: np.ndarray, bins: int) -> Any:
     tensorboardX's ``make_histogram`` builds it: TensorBoard keeps
     only right bucket limits, so the buckets from the first to the last non-empty one are kept,
     plus one bucket to their left (an empty one when the first bucket is not empty)."""
-    counts, limits = histogram_lists(values, bins)
+    if values.size + bins <= SMALL:  # all in plain Python: a few dozen values
+        a = values.tolist()
+        counts, limits = histogram_of_list(a, bins)
+        vmin, vmax, total, squares = min(a), max(a), sum(a), sum(x * x for x in a)
+    else:
+        counts, limits = histogram_lists(values, bins)
+        vmin, vmax = float(values.min()), float(values.max())
+        total, squares = float(values.sum()), float(values.dot(values))
     start = next(i for i, c in enumerate(counts) if c)
     end = len(counts) - next(i for i, c in enumerate(reversed(counts)) if c)
     counts = counts[start - 1 : end] if start > 0 else [0] + counts[:end]
-    return proto_cls(
-        min=float(values.min()), max=float(values.max()), num=int(values.size), sum=float(values.sum()),
-        sum_squares=float(values.dot(values)), bucket_limit=limits[start : end + 1], bucket=counts,
-    )
+    return proto_cls(min=vmin, max=vmax, num=int(values.size), sum=total, sum_squares=squares,
+                     bucket_limit=limits[start : end + 1], bucket=counts)
 
 
 class TensorBoardSink:
