@@ -6,7 +6,11 @@ group ``"jno"`` (see :mod:`jno_core.plugins`) or passed to ``solve(callbacks=[..
 registers them for the duration of that solve.
 
 Threads: hooks marked *training thread* run in the thread that called ``solve()`` between
-device chunks, so time spent in them is time the device is idle. ``log_metrics``,
+device chunks. The loop has usually started the next chunk already (one chunk ahead, from the
+state the hooks see), so short hooks overlap the device; a hook that replaces the state, the
+points or the epoch (e.g. restoring a checkpoint) makes the loop drop that chunk and start
+again from what the hook left, and a hook that blocks long still idles the device once the
+chunk ahead is done. ``log_metrics``,
 ``log_metrics_batch``, ``save_checkpoint`` (for sinks), ``flush_metrics`` and ``close_run`` run on
 the metrics delivery thread, off the training loop; they may block (network, disk) without
 slowing training, up to the bounded queue's capacity. They still share the interpreter (the GIL)
