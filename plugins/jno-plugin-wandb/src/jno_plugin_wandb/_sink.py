@@ -15,7 +15,7 @@ How each metric type is rendered:
   :func:`jno_core.colormap.heatmap_to_rgb` (min dark purple, max yellow, non-finite magenta),
   the caption giving the value range;
 * :class:`~jno_core.metrics.Histogram` -> ``wandb.Histogram`` with ``bins`` bins (binned by
-  :func:`jno_core.binning.histogram`, exactly as ``wandb.Histogram(values, num_bins=bins)``
+  :func:`jno_core.binning.histogram_lists`, exactly as ``wandb.Histogram(values, num_bins=bins)``
   bins them, and passed as ``np_histogram``);
 * :class:`~jno_core.metrics.Array` -> ``wandb.Histogram`` of the flattened values
   (``min(64, size)`` bins).
@@ -43,7 +43,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from jno_core.binning import finite_values, histogram
+from jno_core.binning import finite_values, histogram_lists
 from jno_core.colormap import heatmap_to_rgb
 from jno_core.hookspecs import hookimpl
 from jno_core.metrics import Array, Heatmap, Histogram, Scalar, as_metric
@@ -231,7 +231,8 @@ class WandbSink:
                               "histogram is not sent (further skips of this key are silent).",
                               RuntimeWarning, stacklevel=3)
             return None
-        counts, edges = histogram(finite, int(min(max(1, bins), _WANDB_MAX_BINS)))
+        # lists (plain Python below binning.SMALL): what wandb.Histogram keeps anyway
+        counts, edges = histogram_lists(finite, int(min(max(1, bins), _WANDB_MAX_BINS)))
         return self._wandb.Histogram(np_histogram=(counts, edges))
 
     def _render(self, key: str, raw: Any, step: int) -> Any:
