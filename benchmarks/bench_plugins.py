@@ -19,12 +19,14 @@
    loop alone (``hist.wall_time``) and for the whole ``solve()`` call, which must also wait
    for the queue to drain (the final flush) before it returns.
 
-   What it shows (2-core machine, E = 2,000: a ~0.1 s solve in 2 device chunks, 42 delivered
-   steps; best-of-7, two runs): the queue keeps both sinks off the training loop: loop
-   +2.8..+3.7 % with the per-step sink and +1.3..+1.6 % with the batch sink (medians -2..+7 %,
-   i.e. noise): the loop target is met by both. The whole ``solve()`` meets 5 % with neither:
+   What it shows (2-core machine, E = 2,000: a ~0.1 s solve in 2 device chunks, 40 delivered
+   steps; best-of-15): the queue keeps both sinks off the training loop: loop +3.0 % with the
+   per-step sink and +2.5 % with the batch sink (medians +0.2 % and +1.4 %): the loop target
+   is met by both. (The variants run in a rotated order, each after a short untimed solve:
+   in a fixed order the solve after the per-step sink's 0.35 s final flush ran ~5 % slower,
+   which showed up as a slowdown of the batch sink.) The whole ``solve()`` meets 5 % with neither:
    the per-step sink needs 42 x 10 ms = 0.42 s of calls that the final flush waits for
-   (+385 %); the batch sink gets 2 calls (the records of each chunk arrive together), the
+   (+381 %); the batch sink gets 2 calls (the records of each chunk arrive together), the
    first while training runs, but the flush must still wait for the second, made after the
    last chunk: 10 ms, +12 % of a 0.1 s solve. One call after the last step is the floor for
    any sink that must have everything before ``solve()`` returns, so under 5 % holds for the
@@ -251,8 +253,14 @@ def bench_slow_sink(epochs: int, repeats: int, delay: float = 0.010, log_every: 
     loop: dict[str, list[float]] = {n: [] for n in variants}
     calls: dict[str, list[int]] = {n: [] for n in variants if n != "none"}
     steps: dict[str, int] = {}
-    for _ in range(repeats):  # interleaved, so load on the machine hits every variant alike
-        for name, cls in variants.items():
+    names = list(variants)
+    for r in range(repeats):  # interleaved, so load on the machine hits every variant alike
+        # rotated, and each timed solve after a short untimed one: a solve right after the
+        # per-step sink's long final flush (the process idle for ~0.35 s) ran ~5 % slower,
+        # which had shown up as a slowdown of whichever variant came next
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            cls = variants[name]
+            crux.solve(100, progress=False)
             sink = cls(delay) if cls else None
             t, h = _timed_solve(crux, epochs, log_every=log_every, callbacks=[sink] if sink else [])
             total[name].append(t)
