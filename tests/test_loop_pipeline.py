@@ -77,3 +77,33 @@ def test_state_replaced_at_a_host_visit_drops_the_chunk_started_ahead():
     b.crux.solve(300)
     for x, y in zip(jax.tree_util.tree_leaves(a.crux._state[0]), jax.tree_util.tree_leaves(b.crux._state[0])):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_non_finite_loss_in_a_later_chunk_drops_the_chunk_started_ahead():
+    """The loss turns non-finite in a chunk after which another was already started: the
+    solve stops at that epoch, with the history up to it (no rows from the dropped chunk)
+    and the parameters before the failing step."""
+    import optax
+    import pytest
+
+    def problem(decay):
+        # (p + 10)^2 drives p from 6 down through 0, where log(p) turns non-finite
+        d = jno.domain.line(mesh_size=0.1)
+        x, _ = d.variable("interior")
+        p = jno.np.parameter((1,), name="p", init=6.0).optimizer(optax.sgd(decay))
+        return jno.core([(jno.np.log(p) + 0 * x).mse * 1e-3 + (p + 10.0 + 0 * x).mse]), p
+
+    crux, p = problem(0.01)
+    ref, p_ref = problem(0.01)
+    with pytest.warns(RuntimeWarning, match="non-finite loss at epoch"):
+        h_ref = ref.solve(400)  # one chunk: nothing started ahead
+    with pytest.warns(RuntimeWarning, match="non-finite loss at epoch"):
+        h = crux.solve(400, callbacks=[_Every(7)])  # a chunk per 7 epochs, each started ahead
+    n = len(h_ref.epochs)
+    assert n > 14  # the stop is several chunks in
+    assert h.stopped == h_ref.stopped and crux.epoch == ref.epoch == n - 1
+    np.testing.assert_array_equal(h.epochs, np.arange(n))
+    np.testing.assert_array_equal(h._table(), h_ref._table())
+    [pv], [pr] = crux.eval([p]), ref.eval([p_ref])
+    assert np.isfinite(pv).all()
+    np.testing.assert_array_equal(pv, pr)
