@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import compile_pool
 from . import expr as E
 from .compile import Env, evaluate, node_key, residual_of
 from .errors import MaskError
@@ -296,8 +297,6 @@ class SolveContext:
         fires of a tracker with ``interval=50``, and each call of a compiled function costs
         ~0.1-0.3 ms of argument handling and launch beyond its arithmetic. ``out_shape``:
         ``jax.eval_shape`` of ``fn`` at the live arguments, if the caller has it."""
-        from . import compile_pool
-
         crux = self.crux
         schemes = dict(crux.schemes)
         if out_shape is None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import jax
 import numpy as np
 
+from . import compile_pool
 from .hookspecs import hookimpl
 
 __all__ = ["Tracker"]
@@ -111,10 +113,6 @@ class Tracker:
         call (``ctx.compile_slot_batch``); otherwise for one fire (``compile_async``).
         :meth:`run_fire_fn` calls it. Returns ``jax.eval_shape`` of one fire's output. Call
         ``compile_pool.settle`` at the end of :meth:`prepare` (background compilation)."""
-        import jax
-
-        from . import compile_pool
-
         out = jax.eval_shape(fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)
         from_snapshots = bool(getattr(ctx, "fires_from_snapshots", False))
         self._fire_fn = (name, fn, from_snapshots)
