@@ -92,9 +92,6 @@ class SolveContext:
         # the background worker of this solve's concurrent fires (None: run them inline)
         self._worker: Any = None
         self._snapshot: Any = None
-        # selectors whose gradient matrix every fire of this solve reads from the device
-        # chunk (set by the core before on_solve_begin; see gradient_matrix_on_device)
-        self._g_on_device: tuple[Any, ...] = ()
         # every deferred fire of this solve reads a chunk snapshot (set by the core before
         # on_solve_begin; see fires_from_snapshots)
         self._from_snapshots = False
@@ -272,8 +269,10 @@ class SolveContext:
         deferred fire comes from the device chunk (computed for the chunk's snapshots): then
         :meth:`prepare_gradient_matrix` need not compile the standalone function in
         ``on_solve_begin``. (A fire outside that path still works: it compiles on first use.)"""
+        if not self._from_snapshots:
+            return False
         sel = self.selector(mask)
-        return any(sel is g for g in self._g_on_device)
+        return any(sel is g for g in self.crux._gsel)
 
     @property
     def fires_from_snapshots(self) -> bool:
@@ -298,7 +297,6 @@ class SolveContext:
         ~0.1-0.3 ms of argument handling and launch beyond its arithmetic. ``out_shape``:
         ``jax.eval_shape`` of ``fn`` at the live arguments, if the caller has it."""
         crux = self.crux
-        schemes = dict(crux.schemes)
         if out_shape is None:
             out_shape = jax.eval_shape(fn, self.params, self.points, self.inputs, self.weights)
 
@@ -310,8 +308,7 @@ class SolveContext:
                 params, wstates, want = args
 
                 def run(_: Any) -> Any:
-                    weights = {k: sc.weights(wstates[k]) for k, sc in schemes.items()}
-                    return fn(params, points, inputs, weights)
+                    return fn(params, points, inputs, crux.scheme_weights(wstates))
 
                 return jax.lax.cond(want, run, zeros, None)
 

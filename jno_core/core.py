@@ -311,10 +311,15 @@ class Core:
             out[k] = jnp.asarray(v)
         return out
 
+    def scheme_weights(self, scheme_states: dict[str, Any]) -> dict[str, jax.Array]:
+        """Traceable: ``{scheme key: loss weights}`` of every weighting scheme, from the
+        schemes' states (``state[2]`` of the train state, or one snapshot slot's)."""
+        return {k: s.weights(scheme_states[k]) for k, s in self.schemes.items()}
+
     def _current_weights(self, state: Any) -> dict[str, jax.Array]:
         if state is None:
             return {}
-        return {k: s.weights(state[2][k]) for k, s in self.schemes.items()}
+        return self.scheme_weights(state[2])
 
     # ------------------------------------------------------------------ the compiled step
     def _make_chunk(self, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> Any:
@@ -327,7 +332,7 @@ class Core:
 
         def step(state: Any, points: Any, inputs: Any, log_every: jax.Array) -> tuple[Any, jax.Array]:
             params, opt, wstates, epoch = state
-            weights = {k: s.weights(wstates[k]) for k, s in schemes.items()}
+            weights = self.scheme_weights(wstates)
             if batchsize is not None:
                 points = sample_points(points, batchsize, seed, epoch)
 
@@ -429,11 +434,9 @@ class Core:
         return int(max(1, min(8, (64 << 20) // max(nbytes, 1))))
 
     def _make_take_slot(self) -> Any:
-        schemes = dict(self.schemes)
-
         def take(snaps: Any, j: jax.Array) -> Any:
             params, wstates = jax.tree_util.tree_map(lambda b: b[j], snaps)
-            return params, wstates, {k: sc.weights(wstates[k]) for k, sc in schemes.items()}
+            return params, wstates, self.scheme_weights(wstates)
 
         return take
 
@@ -603,8 +606,7 @@ class Core:
                 run.config.setdefault("solves", []).append(self._describe(epochs, callbacks))
                 run.write_config()
             plan = self._plan_fires(pm, callbacks)
-            ctx._g_on_device = tuple(self._gsel) if plan[3] else ()
-            ctx._from_snapshots = plan[3]
+            ctx._from_snapshots = plan[3]  # see SolveContext.fires_from_snapshots
             t_begin = time.perf_counter()
             P.call_hook(pm, "on_solve_begin", ctx=ctx)
             # every background compilation started in on_solve_begin is finished (and its

@@ -93,8 +93,8 @@ class Tracker:
         of :meth:`compile_fire_fn` was made for the way this solve fires (from chunk
         snapshots or not). Subclasses whose preparation depends on more than the token add
         their condition."""
-        spec = getattr(self, "_fire_fn", None)
-        if spec is not None and spec[2] != bool(getattr(ctx, "fires_from_snapshots", False)):
+        if getattr(self, "_fire_fn", None) is not None and (
+                (getattr(self, "_batched", None) is not None) != bool(getattr(ctx, "fires_from_snapshots", False))):
             return False
         for pending in (getattr(self, "_pending", None), getattr(self, "_batched", None)):
             if pending is None or not hasattr(pending, "result"):
@@ -113,19 +113,18 @@ class Tracker:
         call (``ctx.compile_slot_batch``); otherwise for one fire (``compile_async``).
         :meth:`run_fire_fn` calls it. Returns ``jax.eval_shape`` of one fire's output. Call
         ``compile_pool.settle`` at the end of :meth:`prepare` (background compilation)."""
-        out = jax.eval_shape(fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)
-        from_snapshots = bool(getattr(ctx, "fires_from_snapshots", False))
-        self._fire_fn = (name, fn, from_snapshots)
-        if from_snapshots:
+        self._fire_fn = (name, fn)
+        if getattr(ctx, "fires_from_snapshots", False):
+            out = jax.eval_shape(fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)
             self._pending = None
             self._batched = ctx.compile_slot_batch(name, fn, owner=self.name, out_shape=out)
-        else:
-            self._batched = None
-            # traced here; compiled and run once (warm-up: an executable's first run pays
-            # one-off set-up) on the compile pool
-            self._pending = compile_pool.compile_async(ctx, name, fn, ctx.params, ctx.points, ctx.inputs,
-                                                       ctx.weights, owner=self.name)
-        return out
+            return out
+        self._batched = None
+        # traced here; compiled and run once (warm-up: an executable's first run pays
+        # one-off set-up) on the compile pool
+        self._pending = compile_pool.compile_async(ctx, name, fn, ctx.params, ctx.points, ctx.inputs,
+                                                   ctx.weights, owner=self.name)
+        return self._pending.out_info
 
     def run_fire_fn(self, ctx: Any) -> Any:
         """The value of :meth:`compile_fire_fn`'s function at ``ctx`` (device arrays, or
@@ -140,7 +139,7 @@ class Tracker:
         pending = getattr(self, "_pending", None)
         if pending is not None:
             return pending.result()(ctx.params, ctx.points, ctx.inputs, ctx.weights)
-        name, fn, _ = self._fire_fn
+        name, fn = self._fire_fn
         return ctx.compile(name, fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)(
             ctx.params, ctx.points, ctx.inputs, ctx.weights)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import os
+import shutil
 import sys
 import threading
 import time
@@ -77,9 +78,9 @@ class Checkpoint:
 
     Saving costs the training thread the dispatch of one compiled pack of the state (one
     buffer per dtype; it does not wait for the device); the copy to the host, the loss
-    evaluation for the metadata, serialising, fsync and pruning run on a writer thread. Files: ``<directory>/<epoch>/state.safetensors`` and
-    ``metadata.json`` (see :mod:`jno_plugin_checkpoint._format`). Each
-    completed save calls the ``save_checkpoint`` hook through the run's metrics bus (sinks,
+    evaluation for the metadata, serialising, fsync and pruning run on a writer thread.
+    Files: ``<directory>/<epoch>/state.safetensors`` and ``metadata.json`` (see
+    :mod:`jno_plugin_checkpoint._format`). Each completed save calls the ``save_checkpoint`` hook through the run's metrics bus (sinks,
     e.g. the W&B artifact upload, get it in order with the metrics) once the files are
     complete: at the next chunk boundary, or — for the final save, which ``solve()`` does not
     wait for — at :meth:`close` (the spec calls ``cb.close()`` after ``solve``),
@@ -314,8 +315,8 @@ class Checkpoint:
     def _losses(self, crux: Any, treedef: Any, host: list[np.ndarray], info: list[dict[str, Any]], inputs: Any) -> np.ndarray:
         """Writer thread: the losses at the saved parameters, from the host copy."""
         state = F.state_from_canonical(crux, jax.tree_util.tree_unflatten(treedef, F.from_host(host, info)))
-        weights = {k: s.weights(state[2][k]) for k, s in crux.schemes.items()}
-        return np.asarray(self._loss_fn(crux)(state[0], crux._points, inputs, weights), np.float64)
+        return np.asarray(self._loss_fn(crux)(state[0], crux._points, inputs, crux.scheme_weights(state[2])),
+                          np.float64)
 
     def _write(self, job: tuple) -> dict[str, Any]:
         """Writer thread: finish the metadata, write atomically, prune.
@@ -392,7 +393,7 @@ class Checkpoint:
             keep |= {s for _, s in scored[: self.max_to_keep]}
         for s in steps:
             if s not in keep and s not in pinned:
-                F.remove_checkpoint_dir(self.directory / str(s))
+                shutil.rmtree(self.directory / str(s), ignore_errors=True)
                 self._best.pop(s, None)
 
     def _drain(self, block: bool) -> None:

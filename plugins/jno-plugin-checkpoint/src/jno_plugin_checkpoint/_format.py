@@ -54,7 +54,6 @@ __all__ = [
     "write_checkpoint_dir",
     "read_checkpoint",
     "list_steps",
-    "remove_checkpoint_dir",
 ]
 
 FORMAT = "jno-checkpoint"
@@ -390,21 +389,6 @@ def list_steps(directory: Path) -> list[int]:
             return sorted(int(e.name) for e in it if e.name.isdigit() and e.is_dir())
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def remove_checkpoint_dir(path: Path) -> None:
-    """Delete one checkpoint directory (its files, then itself; anything unexpected inside
-    falls back to ``shutil.rmtree``). Errors are ignored: pruning is best effort."""
-    try:
-        with os.scandir(path) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    shutil.rmtree(e.path, ignore_errors=True)
-                else:
-                    os.unlink(e.path)
-        os.rmdir(path)
-    except OSError:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- reading
