@@ -139,6 +139,12 @@ class _ChunkSlots:
         return jax.tree_util.tree_map(lambda a: a[j], out)
 
 
+#: the end-of-solve taper's shortest chunk: at least this many epochs (and ``log_every``)...
+_MIN_TAPER = 32
+#: ... and at least this many seconds at the solver's last measured speed
+_TAPER_S = 0.025
+
+
 def _deferred_epochs(e: int, stop: int, intervals: Sequence[int], limit: int) -> list[int]:
     """The first ``limit`` epochs ``s`` with ``e < s < stop`` that are multiples of one of
     ``intervals``, ascending."""
@@ -217,6 +223,7 @@ class Core:
         self.constraint_names = [f"constraint_{i}" for i in range(len(self.loss_terms))]
         self.tracker_names = [t.name or f"tracker_{i}" for i, t in enumerate(self.tracker_exprs)]
         self.chunk_size = _check_positive_int(chunk_size, "chunk_size", "chunk_size=1000")
+        self._epochs_per_s = 0.0  # the last chunk's speed (sizes the end-of-solve taper)
 
         nodes = E.walk(self.loss_terms + self.tracker_exprs)
         loss_nodes = E.walk(self.loss_terms)
@@ -790,14 +797,26 @@ class Core:
         return plugins_, deferred, host_plugins, postpone
 
     def _chunk_plan(self, e: int, end: int, cap: int, host_plugins: Sequence[Any], deferred: Sequence[Any],
-                    g_plugins: Sequence[Any], postpone: bool) -> tuple[int, list[int], np.ndarray, np.ndarray]:
+                    g_plugins: Sequence[Any], postpone: bool, taper: int = 0, log_every: int = 1
+                    ) -> tuple[int, list[int], np.ndarray, np.ndarray]:
         """``(n, snap_epochs, snap_at, g_at)`` of the chunk starting at epoch ``e``: its
         length, the epochs of its parameter snapshots (deferred fires), the snapshot slot
         table ``(K,)`` (-1 = unused) and which slots need gradient matrices. A function of
-        ``e`` only, so the next chunk can be planned (and dispatched) before this one ends."""
+        ``e`` only, so the next chunk can be planned (and dispatched) before this one ends.
+
+        ``taper > 0`` (sinks attached): no chunk is longer than half of the epochs left
+        (rounded up to a multiple of ``log_every``), nor shorter than ``taper`` epochs, nor
+        followed by a shorter rest. A chunk's records reach the sinks only after it ends and
+        ``solve()`` waits for the last chunk's, so halving the chunks towards the end keeps
+        that wait to about ``taper`` epochs' worth of records (2,000 epochs, ``cap=1000``,
+        ``log_every=taper=50``: chunks of 1000, 500, 250, 150, 50, 50)."""
         K = self._n_slots
         nxt = self._next_fire(e, host_plugins)
         stop_at = min(end, e + cap, nxt if nxt is not None else end)
+        if taper > 0:
+            left, step = end - e, max(1, min(taper, log_every))
+            n = max(taper, -(-(-(-left // 2)) // step) * step)  # half, rounded up to a step multiple
+            stop_at = min(stop_at, end if left - n < taper else e + n)
         # near the end of the solve, fewer fires per chunk: the last chunk's fires run
         # after training has finished, so keep that tail short
         lo = e - 1 if postpone else e  # postponed: a snapshot at the chunk's first epoch
@@ -850,8 +869,14 @@ class Core:
             self._fire(ctx, hist, pm, at_host, e, buffer)
         n_terms = len(self.loss_terms)
 
+        sinks_on = buffer.bus is not None and bool(buffer.bus.sinks)
+
         def plan_at(epoch: int) -> tuple[int, list[int], np.ndarray, np.ndarray]:
-            return self._chunk_plan(epoch, end, cap, host_plugins, deferred, g_plugins, postpone)
+            # with sinks attached, shorter chunks towards the end (see _chunk_plan), none
+            # shorter than _TAPER_S at the last chunk's speed: each chunk costs a host visit
+            # and each delivery a call into every sink
+            taper = max(log_every, _MIN_TAPER, int(self._epochs_per_s * _TAPER_S)) if sinks_on else 0
+            return self._chunk_plan(epoch, end, cap, host_plugins, deferred, g_plugins, postpone, taper, log_every)
 
         pending = self._dispatch_chunk(e, self._state, plan_at(e), log_every) if e < end else None
         t_done = t_loop
@@ -871,6 +896,8 @@ class Core:
             t_prev, t_done = t_done, time.perf_counter()
             dt = t_done - max(c.t_dispatch, t_prev)  # queued behind the previous chunk until t_prev
             ep_s = n_done / dt if dt > 0 else float("inf")
+            if dt > 0:
+                self._epochs_per_s = ep_s
             logged = [j for j in range(n_done) if (e + j) % log_every == 0 or (not ok and j == n_done - 1)]
             if logged and buffer.bus is not None:
                 lrs = lr_table.lookup([e + j for j in logged])

@@ -107,3 +107,62 @@ def test_non_finite_loss_in_a_later_chunk_drops_the_chunk_started_ahead():
     [pv], [pr] = crux.eval([p]), ref.eval([p_ref])
     assert np.isfinite(pv).all()
     np.testing.assert_array_equal(pv, pr)
+
+
+def _plan_lengths(crux, end, cap, taper, log_every):
+    e, out = 0, []
+    while e < end:
+        n = crux._chunk_plan(e, end, cap, [], [], [], False, taper, log_every)[0]
+        out.append(n)
+        e += n
+    return out
+
+
+def test_end_of_solve_taper_halves_the_chunks_down_to_the_taper():
+    p = small_problem(hidden=8, layers=2)
+    p.crux.solve(1)  # compiles (sets the snapshot slot count the plan reads)
+    assert _plan_lengths(p.crux, 2000, 1000, 0, 50) == [1000, 1000]
+    assert _plan_lengths(p.crux, 2000, 1000, 50, 50) == [1000, 500, 250, 150, 50, 50]
+    # never a rest shorter than the taper: 260 left with taper 200 is one chunk
+    assert _plan_lengths(p.crux, 1260, 1000, 200, 50) == [650, 350, 260]
+    # lengths are multiples of log_every while more than a taper is left
+    assert _plan_lengths(p.crux, 1000, 1000, 32, 10) == [500, 250, 130, 60, 60]
+    assert sum(_plan_lengths(p.crux, 777, 300, 40, 7)) == 777
+
+
+class _Steps:
+    """A sink that records the steps and losses it receives."""
+
+    plugin_name = "steps"
+
+    def __init__(self) -> None:
+        self.got: dict[int, float] = {}
+
+    @jno.hookimpl
+    def log_metrics(self, step, metrics):
+        if "loss/total" in metrics:
+            self.got[step] = float(metrics["loss/total"].value)
+
+
+def test_a_solve_with_a_sink_tapers_its_chunks_without_changing_the_trajectory(monkeypatch):
+    a = small_problem(hidden=8, layers=2)
+    b = small_problem(hidden=8, layers=2)
+    a.crux.solve(1)
+    b.crux.solve(1)
+    lengths = []
+    inner = type(a.crux)._dispatch_chunk
+
+    def spy(self, e, before, plan, log_every):
+        if self is a.crux:
+            lengths.append(plan[0])
+        return inner(self, e, before, plan, log_every)
+
+    monkeypatch.setattr(type(a.crux), "_dispatch_chunk", spy)
+    a.crux._epochs_per_s = 0.0  # the taper's time floor off: the epoch floor decides
+    sink = _Steps()
+    ha = a.crux.solve(2000, log_every=50, callbacks=[sink])
+    hb = b.crux.solve(2000, log_every=50)
+    assert lengths[0] == 1000 and len(lengths) > 2 and lengths[-1] < 1000 and sum(lengths) == 2000
+    np.testing.assert_array_equal(ha._table(), hb._table())
+    assert sorted(sink.got) == list(range(50, 2001, 50))  # epochs 1..2000 (one epoch before)
+    np.testing.assert_allclose([sink.got[s] for s in sorted(sink.got)], ha._table()[49::50, 0], rtol=1e-6)
