@@ -87,6 +87,8 @@ def shared(offline_wandb: Path) -> dict[str, Any]:
     ckpt.mkdir(parents=True)
     (ckpt / "params.npz").write_bytes(b"0123456789")
     (ckpt / "meta.json").write_text("{}")
+    (ckpt / "opt").mkdir()
+    (ckpt / "opt" / "state.npz").write_bytes(b"abc")  # a nested file keeps its relative path
     run.bus.put(0, {"loss/total": Scalar(2.0), "loss/nan": Scalar(float("nan")), "loss/inf": Scalar(float("inf"))})
     run.bus.put(10, {"loss/total": Scalar(1.0), "explainability/cos_sim_matrix": Heatmap(COS),
                      "residuals/pde": Histogram(RES, bins=16), "ntk/eigenvalues": Array(SPEC)})
@@ -156,7 +158,7 @@ def test_histograms_match_numpy(shared: dict[str, Any]) -> None:
 def test_checkpoint_artifact_manifest_and_metadata(shared: dict[str, Any]) -> None:
     (art,) = shared["rec"].artifacts
     assert art["name"] == "shared-run-1-checkpoint" and art["type"] == "checkpoint"
-    assert art["files"] == {"params.npz": 10, "meta.json": 2}
+    assert art["files"] == {"params.npz": 10, "meta.json": 2, "opt/state.npz": 3}
     meta = art["metadata"]
     assert meta["epoch"] == 20 and meta["total_loss"] == pytest.approx(0.25)
     assert meta["individual_losses"] == [0.2, 0.05] and meta["timestamp"] == 1717000000.0

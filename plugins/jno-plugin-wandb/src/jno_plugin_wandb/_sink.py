@@ -304,7 +304,11 @@ class WandbSink:
             metadata=_jsonable({"epoch": int(epoch), **dict(metadata)}),
         )
         if p.is_dir():
-            art.add_dir(str(p))
+            # file by file, as Artifact.add_dir adds them (name = path within the directory),
+            # without the 8-thread pool add_dir starts and joins on every call: ~17 % of the
+            # delivery thread's time in script 09 (a checkpoint every 500 epochs)
+            for f in sorted(q for q in p.rglob("*") if q.is_file()):
+                art.add_file(str(f), name=f.relative_to(p).as_posix())
         else:
             art.add_file(str(p))
         self.wandb_run.log_artifact(art, aliases=["latest", f"epoch-{int(epoch)}"])
