@@ -11,6 +11,8 @@ import numpy as np
 
 import jno
 from jno_core.testing import small_problem
+from jno_core import core as jcore
+from jno_core.tracker import Tracker
 
 
 class _Every:
@@ -130,6 +132,16 @@ def test_end_of_solve_taper_halves_the_chunks_down_to_the_taper():
     assert sum(_plan_lengths(p.crux, 777, 300, 40, 7)) == 777
 
 
+class _ParamNorm(Tracker):
+    """The squared parameter norm at every fire."""
+
+    name = "param_norm_sq"
+    result_keys = ("norm",)
+
+    def compute(self, ctx, epoch):
+        return {"norm": float(sum(np.sum(np.asarray(x) ** 2) for x in jax.tree_util.tree_leaves(ctx.params)))}
+
+
 class _Steps:
     """A sink that records the steps and losses it receives."""
 
@@ -158,11 +170,24 @@ def test_a_solve_with_a_sink_tapers_its_chunks_without_changing_the_trajectory(m
         return inner(self, e, before, plan, log_every)
 
     monkeypatch.setattr(type(a.crux), "_dispatch_chunk", spy)
-    a.crux._epochs_per_s = 0.0  # the taper's time floor off: the epoch floor decides
+    monkeypatch.setattr(jcore, "_TAPER_S", 0.0)  # the time floor off: the epoch floor decides
     sink = _Steps()
     ha = a.crux.solve(2000, log_every=50, callbacks=[sink])
     hb = b.crux.solve(2000, log_every=50)
-    assert lengths[0] == 1000 and len(lengths) > 2 and lengths[-1] < 1000 and sum(lengths) == 2000
+    assert lengths == [1000, 500, 250, 150, 50, 50]
     np.testing.assert_array_equal(ha._table(), hb._table())
     assert sorted(sink.got) == list(range(50, 2001, 50))  # epochs 1..2000 (one epoch before)
     np.testing.assert_allclose([sink.got[s] for s in sorted(sink.got)], ha._table()[49::50, 0], rtol=1e-6)
+    # a tracker fires at the same epochs with the same values, chunks tapered or not
+    ta, tb = _ParamNorm(interval=70), _ParamNorm(interval=70)
+    ha = a.crux.solve(1000, log_every=50, callbacks=[_Steps(), ta])
+    hb = b.crux.solve(1000, log_every=50, callbacks=[tb])
+    np.testing.assert_array_equal(ha._table(), hb._table())
+    assert ta.result["epochs"].tolist() == tb.result["epochs"].tolist() == list(range(2030, 3001, 70))
+    np.testing.assert_array_equal(ta.result["norm"], tb.result["norm"])
+    # the time floor: chunks under 25 ms at the last chunk's speed are not split off
+    monkeypatch.setattr(jcore, "_TAPER_S", 0.025)
+    a.crux._epochs_per_s = 1e5  # 2,500 epochs in 25 ms
+    lengths.clear()
+    a.crux.solve(2000, log_every=50, callbacks=[_Steps()])
+    assert lengths[:2] == [1000, 1000]
