@@ -610,8 +610,7 @@ class Core:
                     P.register_plugin(cb)
                     registered.append(cb)
             if run is not None:
-                run.config.setdefault("solves", []).append(self._describe(epochs, callbacks))
-                run.write_config()
+                run.record_solve(self._describe(epochs, callbacks))
             plan = self._plan_fires(pm, callbacks)
             ctx._from_snapshots = plan[3]  # see SolveContext.fires_from_snapshots
             t_begin = time.perf_counter()

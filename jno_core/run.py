@@ -71,6 +71,27 @@ class Run:
         tmp.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str))
         os.replace(tmp, self.config_path)
 
+    def record_solve(self, entry: dict[str, Any]) -> None:
+        """Add a ``solve()`` call to ``config["solves"]`` and rewrite ``config.json``.
+
+        ``entry`` has ``start_epoch`` and ``epochs`` plus the solve's set-up (constraints,
+        networks, points, callbacks). A call that continues the last entry (it starts where
+        that one ended) with the same set-up is merged into it: the epochs add up and
+        ``calls`` counts the ``solve()`` calls. So a script that calls ``solve`` in a loop keeps
+        a config of constant size (a list entry per call made every rewrite longer: ~1.4 kB per
+        call, 7 ms per solve after 200 calls)."""
+        solves = self.config.setdefault("solves", [])
+        last = solves[-1] if solves else None
+        if last is not None and entry["start_epoch"] == last["start_epoch"] + last["epochs"] and (
+            {k: v for k, v in last.items() if k not in _SOLVE_COUNTS}
+            == {k: v for k, v in entry.items() if k not in _SOLVE_COUNTS}
+        ):
+            last["epochs"] += entry["epochs"]
+            last["calls"] = last.get("calls", 1) + 1
+        else:
+            solves.append({**entry, "calls": 1})
+        self.write_config()
+
     def update_config(self, **entries: Any) -> None:
         self.config.update(entries)
         self.write_config()
@@ -84,6 +105,10 @@ class Run:
             self.bus.close()
         for s in self.sinks:
             plugins.unregister_plugin(s)
+
+
+#: the keys of a ``config["solves"]`` entry that merged calls add up (see Run.record_solve)
+_SOLVE_COUNTS = ("start_epoch", "epochs", "calls")
 
 
 def _timestamp() -> str:

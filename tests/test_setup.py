@@ -56,3 +56,36 @@ def test_sink_precedence(tmp_path, monkeypatch):
     assert opts["wandb"]["project"] == "stem"
     with pytest.raises(ConfigError, match="none"):
         resolve_sinks(sinks=["none", "csv"])
+
+
+def test_repeated_solves_are_merged_in_config_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dire = jno.setup(str(tmp_path / "loop.py"), sinks="none")
+    try:
+        crux, _ = poisson1d()
+        crux.solve(3)
+        size_one = (Path(dire) / "config.json").stat().st_size
+        for _ in range(30):  # a script that calls solve in a loop
+            crux.solve(2)
+        cfg = json.loads((Path(dire) / "config.json").read_text())
+        (solve,) = cfg["solves"]
+        assert (solve["start_epoch"], solve["epochs"], solve["calls"]) == (0, 63, 31)
+        assert (Path(dire) / "config.json").stat().st_size < size_one + 20  # constant size
+        # another set-up (a callback) starts a new entry, and so does going on from it
+        crux.solve(4, callbacks=[_Noop()])
+        crux.solve(5)
+        cfg = json.loads((Path(dire) / "config.json").read_text())
+        assert [(s["start_epoch"], s["epochs"], s["calls"]) for s in cfg["solves"]] == [
+            (0, 63, 31), (63, 4, 1), (67, 5, 1)]
+        assert cfg["solves"][1]["callbacks"] == ["noop-callback"] and cfg["solves"][2]["callbacks"] == []
+    finally:
+        jno.finish()
+
+
+class _Noop:
+    plugin_name = "noop-callback"
+    interval = 2
+
+    @jno.hookimpl
+    def on_epoch(self, ctx, epoch):
+        pass
