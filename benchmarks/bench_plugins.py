@@ -24,15 +24,15 @@
    also wait for the queue to drain (the final flush) before it returns.
 
    What it shows (2-core machine, E = 2,000, 40 delivered steps; best-of-5): the queue keeps
-   both sinks off the training loop on both problems (within +-2 %). For the whole
-   ``solve()`` the end-of-solve taper matters (with sinks attached the chunks halve towards
-   the end, none under 25 ms: ``Core._chunk_plan``): on the 2-D Poisson (a 1.25 s solve)
-   both sinks are within +-1 % (before the taper the per-step sink cost +17 %: the second
+   both sinks off the training loop on both problems (+0-4 %). For the whole ``solve()`` the
+   end-of-solve taper matters (the loop halves its chunks towards the end of every solve, down
+   to 1/16 of ``chunk_size``: ``Core._chunk_plan``): on the 2-D Poisson (a 1.2 s solve) both
+   sinks stay under +2 % (before the taper the per-step sink cost +17 %: the second
    1,000-epoch chunk's 20 steps, 0.2 s of calls, were all delivered after training ended).
-   On the 1-D Poisson (a 0.1 s solve) neither can meet it: the per-step sink needs 40 x
-   10 ms = 0.4 s of calls, four times the solve (+370 %), and the batch sink's last call
-   comes after the last chunk (+12 %; chunks under 25 ms are not worth splitting). Any
-   sink that must have everything before ``solve()`` returns adds at least its last call.
+   On the 1-D Poisson (a 0.09 s solve) neither can meet it: the per-step sink needs 40 x
+   10 ms = 0.4 s of calls, four times the solve (+390 %), and the batch sink gets one call
+   per chunk, the last after training ended (+15 %). Any sink that must have everything
+   before ``solve()`` returns adds at least its last call.
    (The variants run in a rotated order, each after a short untimed solve: in a fixed order
    the solve after the per-step sink's 0.35 s final flush ran ~5 % slower.)
 

@@ -139,10 +139,10 @@ class _ChunkSlots:
         return jax.tree_util.tree_map(lambda a: a[j], out)
 
 
-#: the end-of-solve taper's shortest chunk: at least this many epochs (and ``log_every``)...
-_MIN_TAPER = 32
-#: ... and at least this many seconds at the solver's last measured speed
-_TAPER_S = 0.025
+#: the end-of-solve taper's shortest chunk: ``1 / _TAPER_FRACTION`` of the chunk cap, at
+#: least ``log_every`` epochs. Epochs, not seconds: chunk boundaries must not depend on timing (early
+#: stopping decides, and keeps restore candidates, at chunk boundaries)
+_TAPER_FRACTION = 16
 
 
 def _deferred_epochs(e: int, stop: int, intervals: Sequence[int], limit: int) -> list[int]:
@@ -223,7 +223,6 @@ class Core:
         self.constraint_names = [f"constraint_{i}" for i in range(len(self.loss_terms))]
         self.tracker_names = [t.name or f"tracker_{i}" for i, t in enumerate(self.tracker_exprs)]
         self.chunk_size = _check_positive_int(chunk_size, "chunk_size", "chunk_size=1000")
-        self._epochs_per_s = 0.0  # the last chunk's speed (sizes the end-of-solve taper)
 
         nodes = E.walk(self.loss_terms + self.tracker_exprs)
         loss_nodes = E.walk(self.loss_terms)
@@ -803,12 +802,13 @@ class Core:
         table ``(K,)`` (-1 = unused) and which slots need gradient matrices. A function of
         ``e`` only, so the next chunk can be planned (and dispatched) before this one ends.
 
-        ``taper > 0`` (sinks attached): no chunk is longer than half of the epochs left
-        (rounded up to a multiple of ``log_every``), nor shorter than ``taper`` epochs, nor
-        followed by a shorter rest. A chunk's records reach the sinks only after it ends and
-        ``solve()`` waits for the last chunk's, so halving the chunks towards the end keeps
-        that wait to about ``taper`` epochs' worth of records (2,000 epochs, ``cap=1000``,
-        ``log_every=taper=50``: chunks of 1000, 500, 250, 150, 50, 50)."""
+        ``taper > 0``: no chunk is longer than half of the epochs left (rounded up to a
+        multiple of ``log_every``), nor shorter than ``taper`` epochs, nor followed by a shorter
+        rest. A chunk's records reach the sinks only after it ends and ``solve()`` waits for the
+        last chunk's, so halving the chunks towards the end keeps that wait to about ``taper``
+        epochs' worth of records (2,000 epochs, ``cap=1000``, ``log_every=50``, ``taper=63``:
+        chunks of 1000, 500, 250, 150, 100). A function of the epochs only (never of timing),
+        so runs are reproducible chunk for chunk."""
         K = self._n_slots
         nxt = self._next_fire(e, host_plugins)
         stop_at = min(end, e + cap, nxt if nxt is not None else end)
@@ -868,13 +868,11 @@ class Core:
             self._fire(ctx, hist, pm, at_host, e, buffer)
         n_terms = len(self.loss_terms)
 
-        sinks_on = buffer.bus is not None and bool(buffer.bus.sinks)
+        # shorter chunks towards the end (see _chunk_plan), with sinks attached or not: chunk
+        # boundaries (where early stopping decides) must not depend on the sinks
+        taper = max(log_every, -(-cap // _TAPER_FRACTION))
 
         def plan_at(epoch: int) -> tuple[int, list[int], np.ndarray, np.ndarray]:
-            # with sinks attached, shorter chunks towards the end (see _chunk_plan), none
-            # shorter than _TAPER_S at the last chunk's speed: each chunk costs a host visit
-            # and each delivery a call into every sink
-            taper = max(log_every, _MIN_TAPER, int(self._epochs_per_s * _TAPER_S)) if sinks_on else 0
             return self._chunk_plan(epoch, end, cap, host_plugins, deferred, g_plugins, postpone, taper, log_every)
 
         pending = self._dispatch_chunk(e, self._state, plan_at(e), log_every) if e < end else None
@@ -895,8 +893,6 @@ class Core:
             t_prev, t_done = t_done, time.perf_counter()
             dt = t_done - max(c.t_dispatch, t_prev)  # queued behind the previous chunk until t_prev
             ep_s = n_done / dt if dt > 0 else float("inf")
-            if dt > 0:
-                self._epochs_per_s = ep_s
             logged = [j for j in range(n_done) if (e + j) % log_every == 0 or (not ok and j == n_done - 1)]
             if logged and buffer.bus is not None:
                 lrs = lr_table.lookup([e + j for j in logged])

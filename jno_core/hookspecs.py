@@ -17,8 +17,8 @@ slowing training, up to the bounded queue's capacity. They still share the inter
 and, on a small machine, the CPU with the training thread, so a sink should do little Python
 work per step: ``log_metrics_batch`` lets it write and flush once per batch. A chunk's
 metrics reach the sinks after the chunk ends, and ``solve()`` returns only once the sinks have
-them all; with sinks attached the loop therefore halves its chunks towards the end of a solve
-(none shorter than ~25 ms), so little is left to deliver after the last one.
+them all; the loop therefore halves its chunks towards the end of a solve (down to a
+sixteenth of ``chunk_size``), so little is left to deliver after the last one.
 """
 
 from __future__ import annotations

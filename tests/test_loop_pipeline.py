@@ -11,7 +11,6 @@ import numpy as np
 
 import jno
 from jno_core.testing import small_problem
-from jno_core import core as jcore
 from jno_core.tracker import Tracker
 
 
@@ -156,38 +155,31 @@ class _Steps:
             self.got[step] = float(metrics["loss/total"].value)
 
 
-def test_a_solve_with_a_sink_tapers_its_chunks_without_changing_the_trajectory(monkeypatch):
+def test_tapered_chunks_are_the_same_with_or_without_sinks_and_keep_the_trajectory(monkeypatch):
     a = small_problem(hidden=8, layers=2)
     b = small_problem(hidden=8, layers=2)
     a.crux.solve(1)
     b.crux.solve(1)
-    lengths = []
+    lengths: dict[int, list[int]] = {id(a.crux): [], id(b.crux): []}
     inner = type(a.crux)._dispatch_chunk
 
     def spy(self, e, before, plan, log_every):
-        if self is a.crux:
-            lengths.append(plan[0])
+        lengths[id(self)].append(plan[0])
         return inner(self, e, before, plan, log_every)
 
     monkeypatch.setattr(type(a.crux), "_dispatch_chunk", spy)
-    monkeypatch.setattr(jcore, "_TAPER_S", 0.0)  # the time floor off: the epoch floor decides
     sink = _Steps()
     ha = a.crux.solve(2000, log_every=50, callbacks=[sink])
     hb = b.crux.solve(2000, log_every=50)
-    assert lengths == [1000, 500, 250, 150, 50, 50]
+    # taper = 1000 / 16 -> 63 epochs; boundaries a function of the epochs only
+    assert lengths[id(a.crux)] == lengths[id(b.crux)] == [1000, 500, 250, 150, 100]
     np.testing.assert_array_equal(ha._table(), hb._table())
     assert sorted(sink.got) == list(range(50, 2001, 50))  # epochs 1..2000 (one epoch before)
     np.testing.assert_allclose([sink.got[s] for s in sorted(sink.got)], ha._table()[49::50, 0], rtol=1e-6)
-    # a tracker fires at the same epochs with the same values, chunks tapered or not
+    # a tracker fires at the same epochs with the same values as in one-chunk-per-fire solves
     ta, tb = _ParamNorm(interval=70), _ParamNorm(interval=70)
     ha = a.crux.solve(1000, log_every=50, callbacks=[_Steps(), ta])
-    hb = b.crux.solve(1000, log_every=50, callbacks=[tb])
+    hb = b.crux.solve(1000, log_every=50, callbacks=[tb], chunk_size=70)
     np.testing.assert_array_equal(ha._table(), hb._table())
     assert ta.result["epochs"].tolist() == tb.result["epochs"].tolist() == list(range(2030, 3001, 70))
     np.testing.assert_array_equal(ta.result["norm"], tb.result["norm"])
-    # the time floor: chunks under 25 ms at the last chunk's speed are not split off
-    monkeypatch.setattr(jcore, "_TAPER_S", 0.025)
-    a.crux._epochs_per_s = 1e5  # 2,500 epochs in 25 ms
-    lengths.clear()
-    a.crux.solve(2000, log_every=50, callbacks=[_Steps()])
-    assert lengths[:2] == [1000, 1000]

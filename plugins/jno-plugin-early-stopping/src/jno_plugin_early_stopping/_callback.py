@@ -34,7 +34,8 @@ class EarlyStopping:
     :param interval: force a decision at least every ``interval`` epochs (any plugin with an
         ``interval`` makes the loop return to the host at its multiples). Default ``None``: no
         extra host round trips; decisions happen at the chunk boundaries the loop makes anyway
-        (other plugins' intervals, at most ``chunk_size`` = 1000 epochs apart by default). A
+        (other plugins' intervals, at most ``chunk_size`` = 1000 epochs apart by default, closer
+        towards the end of each solve; a function of the epochs and plugins only). A
         round trip costs about 0.65 ms on a 2-core CPU (~12 epochs of the spec's 1-D Poisson
         MLP), so ``interval=100`` costs ~10 % there and ``interval=1000`` ~1 %.
 
