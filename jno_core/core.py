@@ -140,8 +140,8 @@ class _ChunkSlots:
 
 
 #: the end-of-solve taper's shortest chunk: ``1 / _TAPER_FRACTION`` of the chunk cap, at
-#: least ``log_every`` epochs. Epochs, not seconds: chunk boundaries must not depend on timing (early
-#: stopping decides, and keeps restore candidates, at chunk boundaries)
+#: least ``log_every`` epochs. Epochs, not seconds: chunk boundaries must not depend on
+#: timing (early stopping decides, and keeps restore candidates, at chunk boundaries)
 _TAPER_FRACTION = 16
 
 
@@ -814,7 +814,8 @@ class Core:
         stop_at = min(end, e + cap, nxt if nxt is not None else end)
         if taper > 0:
             left, step = end - e, max(1, min(taper, log_every))
-            n = max(taper, -(-(-(-left // 2)) // step) * step)  # half, rounded up to a step multiple
+            half = -(-left // 2)  # ceil(left / 2)
+            n = max(taper, -(-half // step) * step)  # rounded up to a multiple of step
             stop_at = min(stop_at, end if left - n < taper else e + n)
         # near the end of the solve, fewer fires per chunk: the last chunk's fires run
         # after training has finished, so keep that tail short
