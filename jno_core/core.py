@@ -795,28 +795,29 @@ class Core:
         return plugins_, deferred, host_plugins, postpone
 
     def _chunk_plan(self, e: int, end: int, cap: int, host_plugins: Sequence[Any], deferred: Sequence[Any],
-                    g_plugins: Sequence[Any], postpone: bool, taper: int = 0, log_every: int = 1
+                    g_plugins: Sequence[Any], postpone: bool, taper: int, log_every: int
                     ) -> tuple[int, list[int], np.ndarray, np.ndarray]:
         """``(n, snap_epochs, snap_at, g_at)`` of the chunk starting at epoch ``e``: its
         length, the epochs of its parameter snapshots (deferred fires), the snapshot slot
         table ``(K,)`` (-1 = unused) and which slots need gradient matrices. A function of
         ``e`` only, so the next chunk can be planned (and dispatched) before this one ends.
 
-        ``taper > 0``: no chunk is longer than half of the epochs left (rounded up to a
-        multiple of ``log_every``), nor shorter than ``taper`` epochs, nor followed by a shorter
-        rest. A chunk's records reach the sinks only after it ends and ``solve()`` waits for the
-        last chunk's, so halving the chunks towards the end keeps that wait to about ``taper``
-        epochs' worth of records (2,000 epochs, ``cap=1000``, ``log_every=50``, ``taper=63``:
-        chunks of 1000, 500, 250, 150, 100). A function of the epochs only (never of timing),
-        so runs are reproducible chunk for chunk."""
+        ``taper > 0`` (``>= log_every``; 0: no taper): no chunk is longer than half of the
+        epochs left (rounded up to a multiple of ``log_every``), nor shorter than ``taper``
+        epochs, nor followed by a shorter rest. A chunk's records reach the sinks only after it
+        ends and ``solve()`` waits for the last chunk's, so halving the chunks towards the end
+        keeps that wait to about ``taper`` epochs' worth of records (2,000 epochs,
+        ``cap=1000``, ``log_every=50``, ``taper=63``: chunks of 1000, 500, 250, 150, 100). A
+        function of the epochs only (never of timing), so runs are reproducible chunk for
+        chunk."""
         K = self._n_slots
         nxt = self._next_fire(e, host_plugins)
         stop_at = min(end, e + cap, nxt if nxt is not None else end)
         if taper > 0:
-            left, step = end - e, max(1, min(taper, log_every))
-            half = -(-left // 2)  # ceil(left / 2)
-            n = max(taper, -(-half // step) * step)  # rounded up to a multiple of step
-            stop_at = min(stop_at, end if left - n < taper else e + n)
+            rest = end - e
+            half = -(-rest // 2)  # ceil(rest / 2)
+            n = max(taper, -(-half // log_every) * log_every)  # rounded up to a multiple of log_every
+            stop_at = min(stop_at, end if rest - n < taper else e + n)
         # near the end of the solve, fewer fires per chunk: the last chunk's fires run
         # after training has finished, so keep that tail short
         lo = e - 1 if postpone else e  # postponed: a snapshot at the chunk's first epoch

@@ -87,7 +87,7 @@ class Run:
             == {k: v for k, v in entry.items() if k not in _SOLVE_COUNTS}
         ):
             last["epochs"] += entry["epochs"]
-            last["calls"] = last.get("calls", 1) + 1
+            last["calls"] += 1
         else:
             solves.append({**entry, "calls": 1})
         self.write_config()
