@@ -7,19 +7,19 @@ writer and the reader share one definition):
 ``metrics.csv``
     one row per scalar: ``step,key,value`` (long layout, header once). Values are written with
     ``repr(float)``, so ``nan``/``inf``/``-inf`` round-trip and float64 values are exact.
-``arrays/<key with "/" replaced by "__">.npys``
-    every heatmap / histogram / array value of one key, appended as uncompressed ``.npy``
-    arrays: the key, then per value an int64 ``(step, kind code, bins)`` triple and the values
-    (format in :mod:`jno_core._arrayfile`; plain NumPy reads it). Runs written by jno before
-    this layout hold one compressed ``arrays/<key>/<step:08d>.npz`` per value (``values``,
-    ``kind``, ``key``, ``step``, ``bins``); :func:`read_metrics` reads both.
+``arrays/<key with "/" replaced by "__">/<step:08d>.npz``
+    one compressed archive per heatmap / histogram / array value, which ``np.load`` reads:
+    ``values`` (the array as logged), ``key``, ``kind`` and, for histograms, ``bins`` (format
+    in :mod:`jno_core._arrayfile`). A second value of one key at one step is ``<step:08d>~2.npz``;
+    a second key mapping to the same folder name (``"a/b"`` and ``"a__b"``) gets the folder
+    ``<name>~2``; every file records its key.
 ``checkpoints.csv``
     one row per saved checkpoint: ``epoch,path,timestamp,metadata`` (metadata as JSON).
 ``config.json``
     the run's configuration, written by ``jno.setup``.
 
-A killed process may leave a half-written last line or array record; only complete lines
-(ending in a newline) and complete records are read.
+A killed process may leave a half-written last line, which is not read (only lines ending in a
+newline are), and a temporary ``arrays/<key>/.tmp-*`` file, which is skipped.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import attrs
 import numpy as np
 
 from ._arrayfile import SUFFIX as ARRAY_SUFFIX
-from ._arrayfile import read_array_file
+from ._arrayfile import parse_step, read_array_file
 
 __all__ = [
     "METRICS_FILE",
@@ -46,7 +46,6 @@ __all__ = [
     "ARRAYS_DIR",
     "ARRAY_SUFFIX",
     "array_dirname",
-    "array_filename",
     "read_metrics",
     "read_checkpoints",
     "load_run",
@@ -67,14 +66,6 @@ def array_dirname(key: str) -> str:
     """The folder under ``arrays/`` holding the values of ``key`` (``"/"`` becomes ``"__"``)."""
     name = key.replace("/", "__").replace("\\", "__").replace("\x00", "")
     return name if name not in ("", ".", "..") else f"_{name}"
-
-
-def array_filename(key: str) -> str:
-    """The file under ``arrays/`` holding the values of ``key``:
-    ``array_dirname(key) + ".npys"``. (Two keys that map to the same name, e.g. ``"a/b"`` and
-    ``"a__b"``, share nothing: the csv sink gives the second one ``<name>~2.npys``; every file
-    records its key.)"""
-    return array_dirname(key) + ARRAY_SUFFIX
 
 
 # ---------------------------------------------------------------------------- reading
@@ -127,43 +118,33 @@ def _stack(items: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
 
 
 def _read_arrays(root: Path) -> dict[str, dict[str, Any]]:
-    found: dict[str, list[tuple[int, np.ndarray, str, int | None]]] = {}
+    found: dict[str, list[tuple[int, int, np.ndarray, str, int | None]]] = {}
     if not root.is_dir():
         return {}
-    for f in sorted(root.glob("*" + ARRAY_SUFFIX)):
-        try:
-            key, records, _ = read_array_file(f)
-        except OSError as exc:
-            warnings.warn(f"{f}: unreadable array file skipped ({type(exc).__name__}: {exc}).",
-                          RuntimeWarning, stacklevel=3)
+    for f in root.glob("*/*" + ARRAY_SUFFIX):
+        parsed = parse_step(f.name)
+        if parsed is None:
             continue
-        if key is None or not records:  # a killed writer's file without a complete record
-            continue
-        found.setdefault(key, []).extend((step, values, kind, bins) for step, kind, bins, values in records)
-    for f in sorted(root.glob("*/*.npz")):  # the layout of runs written before the .npys files
         try:
-            with np.load(f, allow_pickle=False) as z:
-                key = str(z["key"]) if "key" in z else f.parent.name.replace("__", "/")
-                step = int(z["step"]) if "step" in z else int(f.stem)
-                kind = str(z["kind"]) if "kind" in z else "array"
-                bins = int(z["bins"]) if "bins" in z else None
-                values = np.asarray(z["values"])
+            key, step, kind, bins, values = read_array_file(f)
         except Exception as exc:  # noqa: BLE001 - a damaged file must not hide the others
             warnings.warn(f"{f}: unreadable array file skipped ({type(exc).__name__}: {exc}).",
                           RuntimeWarning, stacklevel=3)
             continue
-        found.setdefault(key, []).append((step, values, kind, bins))
+        if key is None:
+            key = f.parent.name.split("~")[0].replace("__", "/")
+        found.setdefault(key, []).append((step, parsed[1], values, kind, bins))
     out: dict[str, dict[str, Any]] = {}
     for key, items in found.items():
-        items.sort(key=lambda t: t[0])  # stable: values logged at the same step keep their order
-        kinds = [t[2] for t in items]
+        items.sort(key=lambda t: (t[0], t[1]))  # values logged at one step keep their order
+        kinds = [t[3] for t in items]
         entry: dict[str, Any] = {
             "steps": np.asarray([t[0] for t in items], dtype=np.int64),
-            "values": _stack([t[1] for t in items]),
+            "values": _stack([t[2] for t in items]),
             "kind": kinds[0] if len(set(kinds)) == 1 else kinds,
         }
-        if any(t[3] is not None for t in items):
-            entry["bins"] = np.asarray([t[3] if t[3] is not None else -1 for t in items], dtype=np.int64)
+        if any(t[4] is not None for t in items):
+            entry["bins"] = np.asarray([t[4] if t[4] is not None else -1 for t in items], dtype=np.int64)
         out[key] = entry
     return out
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 import types
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +71,7 @@ def test_scalars_round_trip_exactly_in_long_layout(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data["n"]["values"], np.full(7, 3.0))
 
 
-def test_arrays_appended_per_key_as_npy_arrays(tmp_path: Path) -> None:
+def test_arrays_written_as_compressed_npz_per_key_and_step(tmp_path: Path) -> None:
     sink = CsvSink(_run(tmp_path))
     cos = np.array([[1.0, -0.25], [-0.25, 1.0]], np.float32)
     res = np.linspace(-3, 3, 101)
@@ -78,33 +81,36 @@ def test_arrays_appended_per_key_as_npy_arrays(tmp_path: Path) -> None:
         "residuals/pde": Histogram(res, bins=17),
         "ntk/eigenvalues": Array(spec),
     })
-    sink.log_metrics(step=8, metrics={"explainability/cos_sim_matrix": Heatmap(2 * cos)})
+    sink.log_metrics(step=1200, metrics={"explainability/cos_sim_matrix": Heatmap(2 * cos)})
     sink.flush_metrics()
-    f = tmp_path / "run" / "arrays" / "explainability__cos_sim_matrix.npys"
-    with open(f, "rb") as fh:  # plain NumPy reads the file: key, then (meta, values) pairs
-        read = lambda: np.lib.format.read_array(fh, allow_pickle=False)  # noqa: E731
-        assert str(read()) == "explainability/cos_sim_matrix"
-        np.testing.assert_array_equal(read(), [3, 0, -1])  # step, kind code (heatmap), no bins
-        first = read()
-        np.testing.assert_array_equal(first, cos)
-        assert first.dtype == np.float32
-        np.testing.assert_array_equal(read(), [8, 0, -1])
-        np.testing.assert_array_equal(read(), 2 * cos)
-        assert fh.read() == b""
-    assert sorted(p.name for p in (tmp_path / "run" / "arrays").iterdir()) == [
-        "explainability__cos_sim_matrix.npys", "ntk__eigenvalues.npys", "residuals__pde.npys"]
+    arrays = tmp_path / "run" / "arrays"
+    assert sorted(str(p.relative_to(arrays)) for p in arrays.rglob("*") if p.is_file()) == [
+        "explainability__cos_sim_matrix/00000003.npz", "explainability__cos_sim_matrix/00001200.npz",
+        "ntk__eigenvalues/00000003.npz", "residuals__pde/00000003.npz"]
+    f = arrays / "explainability__cos_sim_matrix" / "00001200.npz"
+    with np.load(f) as z:  # plain NumPy reads each file
+        assert z.files == ["values"]
+        np.testing.assert_array_equal(z["values"], 2 * cos)
+        assert z["values"].dtype == np.float32
+    with zipfile.ZipFile(f) as z:  # the metadata is the archive's comment
+        assert json.loads(z.comment) == {"key": "explainability/cos_sim_matrix", "kind": "heatmap", "bins": None}
+    with zipfile.ZipFile(arrays / "residuals__pde" / "00000003.npz") as z:
+        assert json.loads(z.comment) == {"key": "residuals/pde", "kind": "histogram", "bins": 17}
+        assert z.getinfo("values.npy").compress_type == zipfile.ZIP_DEFLATED
+        assert z.getinfo("values.npy").compress_size < z.getinfo("values.npy").file_size
     data = read_metrics(tmp_path / "run")
     hm = data["explainability/cos_sim_matrix"]
     assert hm["kind"] == "heatmap"
-    np.testing.assert_array_equal(hm["steps"], [3, 8])
+    np.testing.assert_array_equal(hm["steps"], [3, 1200])
     np.testing.assert_array_equal(hm["values"], np.stack([cos, 2 * cos]))
     h = data["residuals/pde"]
     assert h["kind"] == "histogram" and list(h["bins"]) == [17]
     np.testing.assert_array_equal(h["values"][0], res)
     a = data["ntk/eigenvalues"]
-    assert a["kind"] == "array"
+    assert a["kind"] == "array" and "bins" not in a
     np.testing.assert_array_equal(a["values"][0], spec)  # nan kept (array_equal treats nan as unequal)
     sink.close_run()
+
 
 
 def test_save_checkpoint_appends_rows(tmp_path: Path) -> None:
@@ -215,8 +221,11 @@ def test_batch_writes_exactly_what_per_step_calls_write(tmp_path: Path) -> None:
     b.log_metrics_batch(records=recs[3:])
     b.close_run()
     assert (one / "metrics.csv").read_bytes() == (batch / "metrics.csv").read_bytes()
-    for name in ("hm.npys", "h.npys"):
-        assert (one / "arrays" / name).read_bytes() == (batch / "arrays" / name).read_bytes()
+    files = sorted(p.relative_to(one) for p in (one / "arrays").rglob("*.npz"))
+    assert [str(f) for f in files] == [f"arrays/{k}/{n}.npz" for k in ("h", "hm")
+                                       for n in ("00000000", "00000005", "00000005~2", "00000010")]
+    for f in files:
+        assert (one / f).read_bytes() == (batch / f).read_bytes()
     data = read_metrics(batch)
     np.testing.assert_array_equal(data["loss/total"]["steps"], [0, 5, 5, 10, 12])
     np.testing.assert_array_equal(data["loss/total"]["values"], [1.0, 1 / 6, 1 / 6, 1 / 11, np.inf])
@@ -227,79 +236,106 @@ def test_batch_writes_exactly_what_per_step_calls_write(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data["h"]["bins"], [3, 3, 3, 3])
 
 
-def test_one_write_and_flush_per_file_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fsynced_names(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the name of every file or folder ``os.fsync`` is called on (without syncing)."""
     import jno_plugin_csv._sink as mod
 
-    fsyncs: list[int] = []
-    monkeypatch.setattr(mod.os, "fsync", lambda fd: fsyncs.append(fd))
+    names: list[str] = []
+    monkeypatch.setattr(mod.os, "fsync", lambda fd: names.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name))
+    return names
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name file descriptors")
+def test_fsync_option_syncs_every_file_and_folder_of_a_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fsynced = _fsynced_names(monkeypatch)
     sink = CsvSink(_run(tmp_path, fsync=True))
-    fsyncs.clear()
-    synced: list[str] = []
-    inner = sink._sync
-    monkeypatch.setattr(sink, "_sync", lambda fh: (synced.append(Path(fh.name).name), inner(fh)))
-    sink.log_metrics_batch(records=_records())  # 5 records, 2 array keys
-    assert sorted(synced) == ["h.npys", "hm.npys", "metrics.csv"]
-    assert len(fsyncs) == 3
-    synced.clear()
+    fsynced.clear()
+    writes: list[str] = []
+    inner = sink._metrics.write
+    monkeypatch.setattr(sink._metrics, "write", lambda text: (writes.append(text), inner(text))[1])
+    sink.log_metrics_batch(records=_records())  # 5 records, 2 array keys at 4 steps
+    assert len(writes) == 1  # one write of metrics.csv per batch
+    array_files = [f".tmp-{n}.npz" for n in ("00000000", "00000005", "00000005~2", "00000010")]
+    assert sorted(fsynced) == sorted(array_files * 2 + ["metrics.csv", "h", "hm"])
+    fsynced.clear()
     sink.log_metrics_batch(records=[(20, {"loss/total": Scalar(0.5)})] * 7)
-    assert synced == ["metrics.csv"]
+    assert fsynced == ["metrics.csv"]
     sink.close_run()
     assert read_metrics(tmp_path / "run")["loss/total"]["steps"].tolist() == [0, 5, 5, 10, 12] + [20] * 7
 
 
-def test_default_flushes_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import jno_plugin_csv._sink as mod
 
-    fsyncs: list[int] = []
-    monkeypatch.setattr(mod.os, "fsync", lambda fd: fsyncs.append(fd))
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name file descriptors")
+def test_default_flushes_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fsynced = _fsynced_names(monkeypatch)
     sink = CsvSink(_run(tmp_path))
     sink.log_metrics_batch(records=_records())
-    assert fsyncs == []
+    assert fsynced == []
     # flushed: another reader sees every row before close_run
     assert read_metrics(tmp_path / "run")["hm"]["steps"].tolist() == [0, 5, 5, 10]
+    sink.close_run()  # close_run makes the files durable: metrics.csv, the array files, their folders
+    array_files = [f"{n}.npz" for n in ("00000000", "00000005", "00000005~2", "00000010")]
+    assert sorted(fsynced) == sorted(array_files * 2 + ["metrics.csv", "h", "hm"])
+
+
+def test_close_run_syncs_everything_at_once_after_many_array_files(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import jno_plugin_csv._sink as mod
+
+    fsynced: list[int] = []
+    syncs: list[bool] = []
+    monkeypatch.setattr(mod.os, "fsync", fsynced.append)
+    monkeypatch.setattr(mod.os, "sync", lambda: syncs.append(True))
+    monkeypatch.setattr(mod, "MAX_FSYNC_AT_CLOSE", 5)
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics_batch(records=[(s, {"a": Array([float(s)])}) for s in range(6)])
+    fsynced.clear()
     sink.close_run()
-    assert len(fsyncs) == 3  # close_run makes the files durable
+    assert syncs == [True] and len(fsynced) == 1  # metrics.csv by file, the six arrays by os.sync
+    assert read_metrics(tmp_path / "run")["a"]["steps"].tolist() == list(range(6))
 
 
-def test_incomplete_array_record_is_ignored_and_cut_on_reopen(tmp_path: Path) -> None:
+def test_killed_writers_temporary_file_is_ignored_and_removed_on_reopen(tmp_path: Path) -> None:
     sink = CsvSink(_run(tmp_path))
     sink.log_metrics(step=0, metrics={"hm": Heatmap(np.ones((2, 2)))})
     sink.log_metrics(step=1, metrics={"hm": Heatmap(2 * np.ones((2, 2)))})
     sink.close_run()
-    f = tmp_path / "run" / "arrays" / "hm.npys"
-    whole = f.read_bytes()
-    with f.open("ab") as fh:  # a killed writer's incomplete third record
-        from jno_core._arrayfile import encode_record
+    folder = tmp_path / "run" / "arrays" / "hm"
+    from jno_core._arrayfile import encode_array_file
 
-        fh.write(encode_record(2, "heatmap", 3 * np.ones((2, 2)))[:-5])
-    data = read_metrics(tmp_path / "run")
+    # a writer killed while writing step 2 leaves only its temporary file, never a partial .npz
+    (folder / ".tmp-00000002.npz").write_bytes(encode_array_file("hm", "heatmap", 3 * np.ones((2, 2)))[:-5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about: the temporary file is not read
+        data = read_metrics(tmp_path / "run")
     np.testing.assert_array_equal(data["hm"]["steps"], [0, 1])
-    sink = CsvSink(_run(tmp_path))  # a resumed run appends after the last complete record
+    sink = CsvSink(_run(tmp_path))  # a resumed run removes it and goes on
     sink.log_metrics(step=2, metrics={"hm": Heatmap(4 * np.ones((2, 2)))})
     sink.close_run()
-    assert f.read_bytes().startswith(whole)
+    assert sorted(p.name for p in folder.iterdir()) == ["00000000.npz", "00000001.npz", "00000002.npz"]
     data = read_metrics(tmp_path / "run")
     np.testing.assert_array_equal(data["hm"]["steps"], [0, 1, 2])
     np.testing.assert_array_equal(data["hm"]["values"][:, 0, 0], [1.0, 2.0, 4.0])
 
 
-def test_array_file_without_a_complete_record_is_skipped_and_reused(tmp_path: Path) -> None:
-    from jno_core._arrayfile import encode_key, encode_record
 
+def test_damaged_array_file_is_skipped_with_a_warning_and_its_folder_reused(tmp_path: Path) -> None:
     arrays = tmp_path / "run" / "arrays"
-    arrays.mkdir(parents=True)
-    (arrays / "hm.npys").write_bytes(encode_key("hm") + encode_record(0, "heatmap", np.ones((2, 2)))[:30])
-    (arrays / "h.npys").write_bytes(encode_key("h")[:-3])  # killed while writing the key
+    (arrays / "hm").mkdir(parents=True)
+    (arrays / "hm" / "00000001.npz").write_bytes(b"PK\x03\x04 damaged")
     (tmp_path / "run" / "metrics.csv").write_text("step,key,value\n0,loss/total,1.0\n")
-    assert set(read_metrics(tmp_path / "run")) == {"loss/total"}
+    with pytest.warns(RuntimeWarning, match=r"00000001\.npz: unreadable array file skipped"):
+        assert set(read_metrics(tmp_path / "run")) == {"loss/total"}
     sink = CsvSink(_run(tmp_path))
     sink.log_metrics(step=1, metrics={"hm": Heatmap(np.eye(2)), "h": Histogram([1.0, 2.0], bins=2)})
     sink.close_run()
-    data = read_metrics(tmp_path / "run")
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        data = read_metrics(tmp_path / "run")
     np.testing.assert_array_equal(data["hm"]["steps"], [1])
     np.testing.assert_array_equal(data["hm"]["values"][0], np.eye(2))
     np.testing.assert_array_equal(data["h"]["values"][0], [1.0, 2.0])
-    assert sorted(p.name for p in arrays.iterdir()) == ["h.npys", "hm.npys"]
+    assert sorted(p.name for p in (arrays / "hm").iterdir()) == ["00000001.npz", "00000001~2.npz"]
+
 
 
 def test_keys_sharing_a_file_name_get_separate_files(tmp_path: Path) -> None:
@@ -309,24 +345,27 @@ def test_keys_sharing_a_file_name_get_separate_files(tmp_path: Path) -> None:
     sink = CsvSink(_run(tmp_path))  # reopened: each key finds its own file again
     sink.log_metrics(step=1, metrics={"a__b": Array([20.0]), "a/b": Array([10.0])})
     sink.close_run()
-    assert sorted(p.name for p in (tmp_path / "run" / "arrays").iterdir()) == ["a__b.npys", "a__b~2.npys"]
+    assert sorted(p.name for p in (tmp_path / "run" / "arrays").iterdir()) == ["a__b", "a__b~2"]
     data = read_metrics(tmp_path / "run")
     np.testing.assert_array_equal(data["a/b"]["values"][:, 0], [1.0, 10.0])
     np.testing.assert_array_equal(data["a__b"]["values"][:, 0], [2.0, 20.0])
 
 
-def test_reads_runs_written_with_the_older_npz_layout(tmp_path: Path) -> None:
-    old = tmp_path / "run" / "arrays" / "explainability__cos_sim_matrix"
-    old.mkdir(parents=True)
-    np.savez_compressed(old / "00000003.npz", values=np.eye(2), kind=np.asarray("heatmap"),
+def test_reads_array_files_written_with_plain_numpy(tmp_path: Path) -> None:
+    folder = tmp_path / "run" / "arrays" / "explainability__cos_sim_matrix"
+    folder.mkdir(parents=True)  # as np.savez_compressed writes it, with a step member of its own
+    np.savez_compressed(folder / "00000003.npz", values=np.eye(2), kind=np.asarray("heatmap"),
                         key=np.asarray("explainability/cos_sim_matrix"), step=np.asarray(3, dtype=np.int64))
-    sink = CsvSink(_run(tmp_path))  # the same run resumed by this version
+    np.savez_compressed(folder / "00000005.npz", values=3 * np.eye(2))  # only values: key from the folder
+    sink = CsvSink(_run(tmp_path))  # the same run resumed
     sink.log_metrics(step=8, metrics={"explainability/cos_sim_matrix": Heatmap(2 * np.eye(2))})
     sink.close_run()
     data = read_metrics(tmp_path / "run")
     hm = data["explainability/cos_sim_matrix"]
-    np.testing.assert_array_equal(hm["steps"], [3, 8])
-    np.testing.assert_array_equal(hm["values"], [np.eye(2), 2 * np.eye(2)])
+    np.testing.assert_array_equal(hm["steps"], [3, 5, 8])
+    np.testing.assert_array_equal(hm["values"], [np.eye(2), 3 * np.eye(2), 2 * np.eye(2)])
+    assert hm["kind"] == ["heatmap", "array", "heatmap"]
+
 
 
 def test_killed_during_batches_keeps_every_delivered_batch(tmp_path: Path) -> None:
