@@ -7,12 +7,12 @@ writer and the reader share one definition):
 ``metrics.csv``
     one row per scalar: ``step,key,value`` (long layout, header once). Values are written with
     ``repr(float)``, so ``nan``/``inf``/``-inf`` round-trip and float64 values are exact.
-``arrays/<key with "/" replaced by "__">/<step:08d>.npz``
-    one compressed archive per heatmap / histogram / array value, which ``np.load`` reads:
-    ``values`` (the array as logged), ``key``, ``kind`` and, for histograms, ``bins`` (format
-    in :mod:`jno_core._arrayfile`). A second value of one key at one step is ``<step:08d>~2.npz``;
-    a second key mapping to the same folder name (``"a/b"`` and ``"a__b"``) gets the folder
-    ``<name>~2``; every file records its key.
+``arrays/<key with "/" replaced by "__">/<first step:08d>-<last step:08d>.npz``
+    heatmap / histogram / array values, one compressed archive per key and delivery (a single
+    step's file is ``<step:08d>.npz``), which ``np.load`` reads: ``steps`` ``(S,)`` and
+    ``values`` ``(S, ...)`` (format in :mod:`jno_core._arrayfile`). A second key mapping to
+    the same folder name (``"a/b"`` and ``"a__b"``) gets the folder ``<name>~2``; every file
+    records its key.
 ``checkpoints.csv``
     one row per saved checkpoint: ``epoch,path,timestamp,metadata`` (metadata as JSON).
 ``config.json``
@@ -36,7 +36,7 @@ import attrs
 import numpy as np
 
 from ._arrayfile import SUFFIX as ARRAY_SUFFIX
-from ._arrayfile import parse_step, read_array_file
+from ._arrayfile import parse_name, read_array_file
 
 __all__ = [
     "METRICS_FILE",
@@ -118,33 +118,34 @@ def _stack(items: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
 
 
 def _read_arrays(root: Path) -> dict[str, dict[str, Any]]:
-    found: dict[str, list[tuple[int, int, np.ndarray, str, int | None]]] = {}
+    found: dict[str, list[tuple[int, tuple[int, int, int], int, np.ndarray, str, int | None]]] = {}
     if not root.is_dir():
         return {}
     for f in root.glob("*/*" + ARRAY_SUFFIX):
-        parsed = parse_step(f.name)
+        parsed = parse_name(f.name)
         if parsed is None:
             continue
         try:
-            key, step, kind, bins, values = read_array_file(f)
+            key, records = read_array_file(f)
         except Exception as exc:  # noqa: BLE001 - a damaged file must not hide the others
             warnings.warn(f"{f}: unreadable array file skipped ({type(exc).__name__}: {exc}).",
                           RuntimeWarning, stacklevel=3)
             continue
         if key is None:
             key = f.parent.name.split("~")[0].replace("__", "/")
-        found.setdefault(key, []).append((step, parsed[1], values, kind, bins))
+        found.setdefault(key, []).extend(
+            (step, parsed, i, values, kind, bins) for i, (step, kind, bins, values) in enumerate(records))
     out: dict[str, dict[str, Any]] = {}
     for key, items in found.items():
-        items.sort(key=lambda t: (t[0], t[1]))  # values logged at one step keep their order
-        kinds = [t[3] for t in items]
+        items.sort(key=lambda t: t[:3])  # values logged at one step keep their order
+        kinds = [t[4] for t in items]
         entry: dict[str, Any] = {
             "steps": np.asarray([t[0] for t in items], dtype=np.int64),
-            "values": _stack([t[2] for t in items]),
+            "values": _stack([t[3] for t in items]),
             "kind": kinds[0] if len(set(kinds)) == 1 else kinds,
         }
-        if any(t[4] is not None for t in items):
-            entry["bins"] = np.asarray([t[4] if t[4] is not None else -1 for t in items], dtype=np.int64)
+        if any(t[5] is not None for t in items):
+            entry["bins"] = np.asarray([t[5] if t[5] is not None else -1 for t in items], dtype=np.int64)
         out[key] = entry
     return out
 

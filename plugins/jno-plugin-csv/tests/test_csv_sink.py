@@ -89,8 +89,9 @@ def test_arrays_written_as_compressed_npz_per_key_and_step(tmp_path: Path) -> No
         "ntk__eigenvalues/00000003.npz", "residuals__pde/00000003.npz"]
     f = arrays / "explainability__cos_sim_matrix" / "00001200.npz"
     with np.load(f) as z:  # plain NumPy reads each file
-        assert z.files == ["values"]
-        np.testing.assert_array_equal(z["values"], 2 * cos)
+        assert sorted(z.files) == ["steps", "values"]
+        np.testing.assert_array_equal(z["steps"], [1200])
+        np.testing.assert_array_equal(z["values"], [2 * cos])
         assert z["values"].dtype == np.float32
     with zipfile.ZipFile(f) as z:  # the metadata is the archive's comment
         assert json.loads(z.comment) == {"key": "explainability/cos_sim_matrix", "kind": "heatmap", "bins": None}
@@ -111,6 +112,34 @@ def test_arrays_written_as_compressed_npz_per_key_and_step(tmp_path: Path) -> No
     np.testing.assert_array_equal(a["values"][0], spec)  # nan kept (array_equal treats nan as unequal)
     sink.close_run()
 
+
+def test_a_batch_writes_one_file_per_key_named_by_its_steps(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    land = [np.full((3, 3), float(s), np.float32) for s in range(4)]
+    sink.log_metrics_batch(records=[
+        (200 * s, {"loss/total": Scalar(1.0 / (s + 1)), "landscape": Heatmap(land[s]),
+                   "h": Histogram(np.arange(s + 1.0), bins=4 + s)})
+        for s in range(4)])
+    sink.log_metrics_batch(records=[(800, {"landscape": Heatmap(np.eye(2))}),  # another shape
+                                    (800, {"landscape": Heatmap(np.eye(2, dtype=np.float16))})])
+    sink.close_run()
+    arrays = tmp_path / "run" / "arrays"
+    assert sorted(str(p.relative_to(arrays)) for p in arrays.rglob("*") if p.is_file()) == [
+        "h/00000000-00000600.npz", "landscape/00000000-00000600.npz", "landscape/00000800.npz"]
+    with np.load(arrays / "landscape" / "00000000-00000600.npz") as z:
+        np.testing.assert_array_equal(z["steps"], [0, 200, 400, 600])
+        np.testing.assert_array_equal(z["values"], np.stack(land))
+        assert z["values"].dtype == np.float32
+    with np.load(arrays / "h" / "00000000-00000600.npz") as z:  # ragged: one member per value
+        assert sorted(z.files) == ["steps", "values_0", "values_1", "values_2", "values_3"]
+        np.testing.assert_array_equal(z["values_2"], [0.0, 1.0, 2.0])
+    with zipfile.ZipFile(arrays / "h" / "00000000-00000600.npz") as z:
+        assert json.loads(z.comment) == {"key": "h", "kind": "histogram", "bins": [4, 5, 6, 7]}
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["landscape"]["steps"], [0, 200, 400, 600, 800, 800])
+    assert [v.dtype for v in data["landscape"]["values"]][-2:] == [np.float64, np.float16]
+    np.testing.assert_array_equal(data["h"]["bins"], [4, 5, 6, 7])
+    assert [list(v) for v in data["h"]["values"]] == [list(np.arange(s + 1.0)) for s in range(4)]
 
 
 def test_save_checkpoint_appends_rows(tmp_path: Path) -> None:
@@ -209,7 +238,7 @@ def _records() -> list[tuple[int, dict]]:
     ] + [(12, {"loss/total": Scalar(float("inf"))})]
 
 
-def test_batch_writes_exactly_what_per_step_calls_write(tmp_path: Path) -> None:
+def test_batch_reads_back_exactly_what_per_step_calls_write(tmp_path: Path) -> None:
     one, batch = tmp_path / "one", tmp_path / "batch"
     a = CsvSink(types.SimpleNamespace(dir=one, name="a", config={}, sink_options={}))
     for step, m in _records():
@@ -221,12 +250,18 @@ def test_batch_writes_exactly_what_per_step_calls_write(tmp_path: Path) -> None:
     b.log_metrics_batch(records=recs[3:])
     b.close_run()
     assert (one / "metrics.csv").read_bytes() == (batch / "metrics.csv").read_bytes()
-    files = sorted(p.relative_to(one) for p in (one / "arrays").rglob("*.npz"))
-    assert [str(f) for f in files] == [f"arrays/{k}/{n}.npz" for k in ("h", "hm")
-                                       for n in ("00000000", "00000005", "00000005~2", "00000010")]
-    for f in files:
-        assert (one / f).read_bytes() == (batch / f).read_bytes()
+    assert sorted(str(p.relative_to(one)) for p in (one / "arrays").rglob("*.npz")) == [
+        f"arrays/{k}/{n}.npz" for k in ("h", "hm") for n in ("00000000", "00000005", "00000005~2", "00000010")]
+    assert sorted(str(p.relative_to(batch)) for p in (batch / "arrays").rglob("*.npz")) == [
+        f"arrays/{k}/{n}.npz" for k in ("h", "hm") for n in ("00000000-00000005", "00000010")]
     data = read_metrics(batch)
+    per_step = read_metrics(one)
+    assert sorted(per_step) == sorted(data)
+    for key, entry in per_step.items():
+        assert entry["kind"] == data[key]["kind"]
+        np.testing.assert_array_equal(entry["steps"], data[key]["steps"])
+        for u, v in zip(entry["values"], data[key]["values"]):
+            np.testing.assert_array_equal(u, v)
     np.testing.assert_array_equal(data["loss/total"]["steps"], [0, 5, 5, 10, 12])
     np.testing.assert_array_equal(data["loss/total"]["values"], [1.0, 1 / 6, 1 / 6, 1 / 11, np.inf])
     np.testing.assert_array_equal(data['odd,key "q"']["values"], [0.0, 5.0, 5.0, 10.0])
@@ -255,8 +290,7 @@ def test_fsync_option_syncs_every_file_and_folder_of_a_batch(tmp_path: Path, mon
     monkeypatch.setattr(sink._metrics, "write", lambda text: (writes.append(text), inner(text))[1])
     sink.log_metrics_batch(records=_records())  # 5 records, 2 array keys at 4 steps
     assert len(writes) == 1  # one write of metrics.csv per batch
-    array_files = [f".tmp-{n}.npz" for n in ("00000000", "00000005", "00000005~2", "00000010")]
-    assert sorted(fsynced) == sorted(array_files * 2 + ["metrics.csv", "h", "hm"])
+    assert sorted(fsynced) == [".tmp-00000000-00000010.npz"] * 2 + ["h", "hm", "metrics.csv"]
     fsynced.clear()
     sink.log_metrics_batch(records=[(20, {"loss/total": Scalar(0.5)})] * 7)
     assert fsynced == ["metrics.csv"]
@@ -274,8 +308,7 @@ def test_default_flushes_without_fsync(tmp_path: Path, monkeypatch: pytest.Monke
     # flushed: another reader sees every row before close_run
     assert read_metrics(tmp_path / "run")["hm"]["steps"].tolist() == [0, 5, 5, 10]
     sink.close_run()  # close_run makes the files durable: metrics.csv, the array files, their folders
-    array_files = [f"{n}.npz" for n in ("00000000", "00000005", "00000005~2", "00000010")]
-    assert sorted(fsynced) == sorted(array_files * 2 + ["metrics.csv", "h", "hm"])
+    assert sorted(fsynced) == ["00000000-00000010.npz"] * 2 + ["h", "hm", "metrics.csv"]
 
 
 def test_close_run_syncs_everything_at_once_after_many_array_files(tmp_path: Path,
@@ -288,7 +321,8 @@ def test_close_run_syncs_everything_at_once_after_many_array_files(tmp_path: Pat
     monkeypatch.setattr(mod.os, "sync", lambda: syncs.append(True))
     monkeypatch.setattr(mod, "MAX_FSYNC_AT_CLOSE", 5)
     sink = CsvSink(_run(tmp_path))
-    sink.log_metrics_batch(records=[(s, {"a": Array([float(s)])}) for s in range(6)])
+    for s in range(6):
+        sink.log_metrics(step=s, metrics={"a": Array([float(s)])})
     fsynced.clear()
     sink.close_run()
     assert syncs == [True] and len(fsynced) == 1  # metrics.csv by file, the six arrays by os.sync
@@ -304,7 +338,7 @@ def test_killed_writers_temporary_file_is_ignored_and_removed_on_reopen(tmp_path
     from jno_core._arrayfile import encode_array_file
 
     # a writer killed while writing step 2 leaves only its temporary file, never a partial .npz
-    (folder / ".tmp-00000002.npz").write_bytes(encode_array_file("hm", "heatmap", 3 * np.ones((2, 2)))[:-5])
+    (folder / ".tmp-00000002.npz").write_bytes(encode_array_file("hm", [(2, "heatmap", 3 * np.ones((2, 2)), None)])[:-5])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to warn about: the temporary file is not read
         data = read_metrics(tmp_path / "run")
@@ -356,7 +390,7 @@ def test_reads_array_files_written_with_plain_numpy(tmp_path: Path) -> None:
     folder.mkdir(parents=True)  # as np.savez_compressed writes it, with a step member of its own
     np.savez_compressed(folder / "00000003.npz", values=np.eye(2), kind=np.asarray("heatmap"),
                         key=np.asarray("explainability/cos_sim_matrix"), step=np.asarray(3, dtype=np.int64))
-    np.savez_compressed(folder / "00000005.npz", values=3 * np.eye(2))  # only values: key from the folder
+    np.savez_compressed(folder / "00000005.npz", values=3 * np.eye(2))  # only values: key from the folder, step from the name
     sink = CsvSink(_run(tmp_path))  # the same run resumed
     sink.log_metrics(step=8, metrics={"explainability/cos_sim_matrix": Heatmap(2 * np.eye(2))})
     sink.close_run()

@@ -1,9 +1,9 @@
 """jno-plugin-csv: the embedded default metrics sink.
 
 Registers the sink name ``"csv"`` (entry point ``csv = "jno_plugin_csv"`` of the group
-``"jno"``). Scalars go to ``<run dir>/metrics.csv`` (``step,key,value``), each heatmap,
-histogram and array value to its own compressed ``<run dir>/arrays/<key>/<step:08d>.npz``,
-checkpoints to ``checkpoints.csv``.
+``"jno"``). Scalars go to ``<run dir>/metrics.csv`` (``step,key,value``), heatmaps,
+histograms and arrays to compressed ``<run dir>/arrays/<key>/<first step>-<last step>.npz``
+files (one per key and delivery), checkpoints to ``checkpoints.csv``.
 Read them back with :func:`jno_core.replay.read_metrics`.
 """
 

@@ -1,8 +1,9 @@
 """The ``csv`` sink: crash-safe files in the run directory.
 
 The layout is defined in :mod:`jno_core.replay` (which also reads it back): scalars are rows
-appended to ``metrics.csv``; every heatmap, histogram and array value is its own compressed
-``arrays/<key>/<step:08d>.npz`` (:mod:`jno_core._arrayfile`). Every delivery (a
+appended to ``metrics.csv``; heatmaps, histograms and arrays go to compressed files
+``arrays/<key>/<first step>-<last step>.npz``, one per key and delivery
+(:mod:`jno_core._arrayfile`). Every delivery (a
 ``log_metrics`` call, or a ``log_metrics_batch`` call with everything the delivery thread had
 queued) writes ``metrics.csv`` with one ``write`` and ends with the files flushed to the
 operating system, so a killed process keeps everything it logged: readers ignore a killed
@@ -24,7 +25,7 @@ from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
-from jno_core._arrayfile import TMP_PREFIX, encode_array_file, parse_step, read_array_file, step_filename
+from jno_core._arrayfile import TMP_PREFIX, ArrayRecord, encode_array_file, file_name, parse_name, read_array_file
 from jno_core.hookspecs import hookimpl
 from jno_core.metrics import Array, Heatmap, Histogram, Scalar, as_metric
 from jno_core.replay import (
@@ -80,7 +81,7 @@ def _csv_field(text: str) -> str:
 
 _METRIC_TYPES = (Scalar, Heatmap, Histogram, Array)
 #: ``close_run`` fsyncs up to this many array files one by one, and calls ``os.sync`` beyond
-#: (~0.1 ms per file: a long run writes tens of thousands)
+#: (~0.1 ms per file: a long run writes thousands)
 MAX_FSYNC_AT_CLOSE = 256
 
 
@@ -142,7 +143,7 @@ class CsvSink:
         self._metrics: IO[str] | None = _open_append(self.metrics_path, METRICS_HEADER)
         self._checkpoints: IO[str] | None = None
         self._fields: dict[str, str] = {}  # key -> its CSV field
-        self._array_dirs: dict[str, tuple[Path, dict[int, int]]] = {}  # key -> folder, values per step
+        self._array_dirs: dict[str, tuple[Path, set[str]]] = {}  # key -> folder, its file names
         self._unsynced: list[Path] = []  # array files close_run makes durable (at most MAX_...)
         self._n_unsynced = 0
         self._sync(self._metrics)
@@ -169,8 +170,8 @@ class CsvSink:
             f = self._fields[key] = _csv_field(key)
         return f
 
-    def _array_dir(self, key: str) -> tuple[Path, dict[int, int]]:
-        """The folder of ``key`` and how many values it holds per step: ``arrays/<name>``, or
+    def _array_dir(self, key: str) -> tuple[Path, set[str]]:
+        """The folder of ``key`` and the names of its files: ``arrays/<name>``, or
         ``<name>~<n>`` when another key owns that name. An existing folder of ``key`` (a
         resumed run) is scanned once, and a killed writer's temporary files are removed."""
         found = self._array_dirs.get(key)
@@ -183,33 +184,37 @@ class CsvSink:
             n += 1
             if folder in taken:
                 continue
-            counts: dict[int, int] = {}
+            names: set[str] = set()
             owner = None
             if folder.is_dir():
                 for entry in sorted(os.scandir(folder), key=lambda e: e.name):
                     if entry.name.startswith(TMP_PREFIX):
                         os.unlink(entry.path)
                         continue
-                    parsed = parse_step(entry.name)
-                    if parsed is None:
+                    if parse_name(entry.name) is None:
                         continue
+                    names.add(entry.name)
                     if owner is None:
                         try:
                             owner = read_array_file(entry.path)[0]
                         except Exception:  # noqa: BLE001 - a damaged file says nothing of its owner
                             pass
-                    counts[parsed[0]] = max(counts.get(parsed[0], 0), parsed[1])
             if owner is None or owner == key:
                 folder.mkdir(parents=True, exist_ok=True)
                 break
-        found = self._array_dirs[key] = (folder, counts)
+        found = self._array_dirs[key] = (folder, names)
         return found
 
-    def _write_array(self, key: str, step: int, data: bytes) -> Path:
-        """Write one array file: under a temporary name, then renamed into place."""
-        folder, counts = self._array_dir(key)
-        n = counts[step] = counts.get(step, 0) + 1
-        name = step_filename(step, n)
+    def _write_array(self, key: str, records: list[ArrayRecord]) -> Path:
+        """Write one key's records of a delivery to one file: under a temporary name, then
+        renamed into place."""
+        data = encode_array_file(key, records)
+        folder, names = self._array_dir(key)
+        steps = [r[0] for r in records]
+        first, last, n = min(steps), max(steps), 1
+        while (name := file_name(first, last, n)) in names:
+            n += 1
+        names.add(name)
         tmp = folder / (TMP_PREFIX + name)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -227,10 +232,10 @@ class CsvSink:
 
     def _write(self, records: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Write ``records``: the scalars with one ``write`` of ``metrics.csv``, flushed (and
-        ``fsync``-ed), then each array value to its own file."""
+        ``fsync``-ed), then each key's array values to one file."""
         metrics_fh = self._require_open()
         lines: list[str] = []
-        arrays: list[tuple[str, int, bytes]] = []
+        arrays: dict[str, list[ArrayRecord]] = {}
         for step, metrics in records:
             step = int(step)
             for key, raw in metrics.items():
@@ -239,12 +244,11 @@ class CsvSink:
                 if kind == "scalar":
                     lines.append(f"{step},{self._field(key)},{float(value.value)!r}\n")
                 else:
-                    arrays.append((key, step, encode_array_file(
-                        key, kind, value.values, getattr(value, "bins", None))))
+                    arrays.setdefault(key, []).append((step, kind, value.values, getattr(value, "bins", None)))
         if lines:
             metrics_fh.write("".join(lines))
             self._sync(metrics_fh)
-        folders = {self._write_array(key, step, data) for key, step, data in arrays}
+        folders = {self._write_array(key, recs) for key, recs in arrays.items()}
         if self.fsync:
             for folder in folders:  # the renames
                 _fsync_path(folder)
@@ -253,7 +257,7 @@ class CsvSink:
     @hookimpl
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Append scalars to ``metrics.csv`` (flushed, and ``fsync``-ed with the ``fsync``
-        option) and write other values to their ``arrays/<key>/<step>.npz`` files.
+        option) and write other values to ``arrays/<key>/<step>.npz`` files.
         ``nan``/``inf`` are written as ``nan``/``inf``."""
         with self._lock:
             self._write(((step, metrics),))
@@ -261,7 +265,7 @@ class CsvSink:
     @hookimpl
     def log_metrics_batch(self, records: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Like :meth:`log_metrics` for every ``(step, metrics)`` record, with one write and one
-        flush of ``metrics.csv`` for the whole batch."""
+        flush of ``metrics.csv`` and one array file per key for the whole batch."""
         with self._lock:
             self._write(records)
 
