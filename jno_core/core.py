@@ -76,8 +76,7 @@ class _MetricsBuffer:
             step = busy if step is None else min(step, busy)
         with self._lock:
             ready = [(s, self.pending.pop(s)) for s in sorted(k for k in self.pending if step is None or k < step)]
-        for s, m in ready:
-            self.bus.put(s, m)
+        self.bus.put_many(ready)
 
 
 class _ChunkSlots:

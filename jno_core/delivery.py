@@ -1,6 +1,7 @@
 """Off-thread metrics delivery.
 
-The training thread puts ``(step, metrics)`` records on a bounded queue; one daemon thread
+The training thread puts ``(step, metrics)`` records on a bounded queue (a chunk's records as
+one item: :meth:`MetricsBus.put_many`); one daemon thread
 hands them to every sink in order. Each time it wakes up it takes everything queued so far and
 delivers the consecutive records in one go: a sink implementing ``log_metrics_batch`` gets them
 in one call (it writes and flushes once per batch), any other sink gets one ``log_metrics`` call
@@ -72,6 +73,14 @@ class MetricsBus:
         if not self._closed and self._sinks:
             self._ensure_thread()
             self._q.put(("log", step, dict(metrics)))
+        self._raise_pending()
+
+    def put_many(self, records: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Queue several records as one item (the delivery thread wakes once for all of them:
+        the training loop hands over a chunk's records this way)."""
+        if not self._closed and self._sinks and records:
+            self._ensure_thread()
+            self._q.put(("logs", [(step, dict(metrics)) for step, metrics in records]))
         self._raise_pending()
 
     def put_checkpoint(self, path: str, epoch: int, metadata: Mapping[str, Any]) -> threading.Event | None:
@@ -171,6 +180,9 @@ class MetricsBus:
         for item in items:
             if item is not _STOP and item[0] == "log":
                 batch.append((item[1], item[2]))
+                continue
+            if item is not _STOP and item[0] == "logs":
+                batch.extend(item[1])
                 continue
             if batch:
                 self._deliver(batch)

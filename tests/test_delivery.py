@@ -69,6 +69,31 @@ def test_everything_queued_reaches_a_batch_sink_in_one_call_in_order() -> None:
     bus.close()
 
 
+def test_put_many_is_one_batch_in_order_and_merges_with_records_queued_around_it() -> None:
+    bus = MetricsBus()
+    batch, single = BatchRecordingSink(), RecordingSink()
+    for sink in (batch, single):
+        bus.add_sink(sink, sink.plugin_name)
+    bus.put_many([(s, _m(s)) for s in (0, 50, 100)])
+    bus.flush()
+    assert batch.batches == [3]  # one queue item, one call
+    bus.put_many([])  # nothing queued, nothing delivered
+    gate = Gate()
+    bus.add_sink(gate, gate.plugin_name)
+    bus.put(150, _m(150))
+    assert gate.entered.wait(10)
+    bus.put_many([(s, _m(s)) for s in (200, 250)])
+    bus.put(300, _m(300))
+    gate.open()
+    bus.flush()
+    assert batch.batches == [3, 1, 3]  # the items queued behind the gate arrive together
+    assert [s for s, _ in batch.records] == [0, 50, 100, 150, 200, 250, 300]
+    assert [s for s, _ in single.records] == [0, 50, 100, 150, 200, 250, 300]
+    np.testing.assert_allclose([m["loss/total"].value for _, m in single.records],
+                               [1 / (s + 1) for s in (0, 50, 100, 150, 200, 250, 300)])
+    bus.close()
+
+
 def test_a_checkpoint_splits_the_batch_and_keeps_its_place() -> None:
     order: list[Any] = []
 
