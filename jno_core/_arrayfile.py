@@ -17,7 +17,8 @@ and the histogram bin counts (``null``, one int, or a list of S).
 One file per key and delivery (not per step) because creating a file is what costs: ~100 us
 each under training load on a 2-core machine, and the spec's script 09 logs 180 arrays per
 2,000-epoch solve in ~6 deliveries. A file is written under a temporary name starting with
-:data:`TMP_PREFIX` and renamed into place, so a killed writer never leaves a partial ``.npz``
+:data:`TMP_PREFIX` and then given its name (a hard link, so an existing file is never
+replaced), so a killed writer never leaves a partial ``.npz``
 (at most a temporary file, which readers skip and a reopening writer removes). Files written
 by hand (``np.savez_compressed(path, values=...)``, optionally with ``key``, ``kind``, ``bins``
 or ``step`` members) are read as one value each.
@@ -38,7 +39,7 @@ __all__ = ["SUFFIX", "KINDS", "TMP_PREFIX", "ArrayRecord", "file_name", "parse_n
 
 #: file name suffix of an array file
 SUFFIX = ".npz"
-#: first characters of a file being written (renamed into place when complete)
+#: first characters of a file being written (``.tmp-<pid>-<name>``; named when complete)
 TMP_PREFIX = ".tmp-"
 #: metric kinds stored in array files
 KINDS = ("heatmap", "histogram", "array")

@@ -290,7 +290,7 @@ def test_fsync_option_syncs_every_file_and_folder_of_a_batch(tmp_path: Path, mon
     monkeypatch.setattr(sink._metrics, "write", lambda text: (writes.append(text), inner(text))[1])
     sink.log_metrics_batch(records=_records())  # 5 records, 2 array keys at 4 steps
     assert len(writes) == 1  # one write of metrics.csv per batch
-    assert sorted(fsynced) == [".tmp-00000000-00000010.npz"] * 2 + ["h", "hm", "metrics.csv"]
+    assert sorted(fsynced) == [f".tmp-{os.getpid()}-00000000-00000010.npz"] * 2 + ["h", "hm", "metrics.csv"]
     fsynced.clear()
     sink.log_metrics_batch(records=[(20, {"loss/total": Scalar(0.5)})] * 7)
     assert fsynced == ["metrics.csv"]
@@ -370,6 +370,30 @@ def test_damaged_array_file_is_skipped_with_a_warning_and_its_folder_reused(tmp_
     np.testing.assert_array_equal(data["h"]["values"][0], [1.0, 2.0])
     assert sorted(p.name for p in (arrays / "hm").iterdir()) == ["00000001.npz", "00000001~2.npz"]
 
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_file_another_writer_created_meanwhile_is_never_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   hard_links: bool) -> None:
+    import jno_plugin_csv._sink as mod
+
+    if not hard_links:  # e.g. a FAT or some network file systems: rename after a last look
+        def no_link(src: object, dst: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(mod.os, "link", no_link)
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics(step=0, metrics={"hm": Heatmap(np.eye(2))})  # the sink has scanned the folder
+    folder = tmp_path / "run" / "arrays" / "hm"
+    other = b"another process wrote this"
+    (folder / "00000001.npz").write_bytes(other)
+    sink.log_metrics(step=1, metrics={"hm": Heatmap(2 * np.eye(2))})
+    sink.close_run()
+    assert (folder / "00000001.npz").read_bytes() == other
+    assert sorted(p.name for p in folder.iterdir()) == ["00000000.npz", "00000001.npz", "00000001~2.npz"]
+    with pytest.warns(RuntimeWarning, match="unreadable"):  # the foreign file is not an archive
+        data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["hm"]["values"], [np.eye(2), 2 * np.eye(2)])
 
 
 def test_keys_sharing_a_file_name_get_separate_files(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ appended to ``metrics.csv``; heatmaps, histograms and arrays go to compressed fi
 ``log_metrics`` call, or a ``log_metrics_batch`` call with everything the delivery thread had
 queued) writes ``metrics.csv`` with one ``write`` and ends with the files flushed to the
 operating system, so a killed process keeps everything it logged: readers ignore a killed
-writer's incomplete last line (reopening the run cuts it off), and array files are renamed into
-place only when complete. ``fsync`` (off by default) also makes each delivery durable against a
+writer's incomplete last line (reopening the run cuts it off), and array files get their name
+only when complete. ``fsync`` (off by default) also makes each delivery durable against a
 power loss.
 """
 
@@ -86,7 +86,7 @@ MAX_FSYNC_AT_CLOSE = 256
 
 
 def _fsync_path(path: Path) -> None:
-    """``fsync`` a file, or a directory (which makes the renames into it durable)."""
+    """``fsync`` a file, or a directory (which makes the names made in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -207,15 +207,15 @@ class CsvSink:
 
     def _write_array(self, key: str, records: list[ArrayRecord]) -> Path:
         """Write one key's records of a delivery to one file: under a temporary name, then
-        renamed into place."""
+        hard-linked to its name, which never replaces an existing file (a name another
+        process took meanwhile gets the next ``~<n>``)."""
         data = encode_array_file(key, records)
         folder, names = self._array_dir(key)
         steps = [r[0] for r in records]
         first, last, n = min(steps), max(steps), 1
         while (name := file_name(first, last, n)) in names:
             n += 1
-        names.add(name)
-        tmp = folder / (TMP_PREFIX + name)
+        tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{name}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, data)
@@ -223,7 +223,21 @@ class CsvSink:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, folder / name)
+        while True:
+            names.add(name)
+            target = folder / name
+            try:
+                os.link(tmp, target)
+                os.unlink(tmp)
+                break
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links: rename, after a last look
+                if not target.exists():
+                    os.replace(tmp, target)
+                    break
+            while (name := file_name(first, last, n)) in names:
+                n += 1
         if not self.fsync:
             self._n_unsynced += 1
             if self._n_unsynced <= MAX_FSYNC_AT_CLOSE:
@@ -250,7 +264,7 @@ class CsvSink:
             self._sync(metrics_fh)
         folders = {self._write_array(key, recs) for key, recs in arrays.items()}
         if self.fsync:
-            for folder in folders:  # the renames
+            for folder in folders:  # the new names
                 _fsync_path(folder)
 
     # ------------------------------------------------------------------ hooks
