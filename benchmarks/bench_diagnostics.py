@@ -14,6 +14,11 @@ rounds of all configurations (each round a fresh subprocess per configuration, t
 interleaved so that slow phases of a shared 2-core machine hit every configuration).
 Targets: nine >= 0.75x plain (issue #4), nine+sink >= 0.7x plain (issue #5), all
 ``on_solve_begin`` compilation < 3 s.
+
+A second table gives the CPU time per timed solve: this process's (``time.process_time``:
+every thread, XLA's included) and its child processes' (the W&B service, from ``/proc``), and
+how many cores that keeps busy. On a machine with few cores it shows the floor of each
+configuration: a solve cannot take less wall time than its CPU time divided by the cores.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 CONFIGS = ("plain", "nine", "nine+csv", "nine+tensorboard", "nine+wandb")
 
@@ -66,6 +72,21 @@ def script09_problem() -> tuple:
     return jno.core([pde.mse, ub.mse]), u, u_net, x
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process's live child processes (the
+    W&B service), read from ``/proc``; 0 where there is no ``/proc``."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # field 4 of /proc/<pid>/stat: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
 def _one(config: str, epochs: int, solves: int = 5) -> dict:
     import jno
 
@@ -85,10 +106,13 @@ def _one(config: str, epochs: int, solves: int = 5) -> dict:
         if hasattr(cb, "fire_times_ms"):
             cb.fire_times_ms.clear()
     times = []
+    cpu0, kids0 = time.process_time(), _children_cpu_s()
     for _ in range(solves):
         t0 = time.perf_counter()
         crux.solve(epochs, callbacks=cbs)
         times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu0) / solves
+    kids = (_children_cpu_s() - kids0) / solves
     from jno_core import run as jrun
 
     current = jrun.current_run()
@@ -99,6 +123,7 @@ def _one(config: str, epochs: int, solves: int = 5) -> dict:
                                                          if getattr(cb, "fire_times_ms", None) else None)
                 for cb in cbs}
     return {"config": config, "solve_s": times, "first_solve_s": first, "failed_sinks": failed,
+            "cpu_ms_per_solve": cpu * 1e3, "child_cpu_ms_per_solve": kids * 1e3,
             "setup_compile_s": chunk_compile, "ms_per_fire": per_fire}
 
 
@@ -142,12 +167,21 @@ def main() -> None:
         results[config] = {"epochs_per_s": args.epochs / statistics.median(times),
                            "setup_compile_s": statistics.median(r["setup_compile_s"] for r in rs),
                            "per_round": [args.epochs / statistics.median(r["solve_s"]) for r in rs],
+                           "wall_ms": statistics.median(times) * 1e3,
+                           "cpu_ms": statistics.median(r["cpu_ms_per_solve"] for r in rs),
+                           "child_cpu_ms": statistics.median(r["child_cpu_ms_per_solve"] for r in rs),
                            "ms_per_fire": {k: (statistics.median(v) if v else None) for k, v in per_fire.items()}}
     base = results["plain"]["epochs_per_s"]
     print(f"{'config':18s} {'epochs/s':>9s} {'ratio':>6s} {'setup+compile s':>15s}  ratio per round")
     for c, r in results.items():
         rounds = " ".join(f"{x / base:.2f}" for x in r["per_round"])
         print(f"{c:18s} {r['epochs_per_s']:9.0f} {r['epochs_per_s'] / base:6.2f} {r['setup_compile_s']:15.2f}  {rounds}")
+    print("\nCPU per solve (mean over the timed solves, median over rounds; the machine has "
+          f"{os.cpu_count()} cores):")
+    print(f"{'config':18s} {'wall ms':>8s} {'process CPU ms':>15s} {'children CPU ms':>16s} {'cores busy':>11s}")
+    for c, r in results.items():
+        busy = (r["cpu_ms"] + r["child_cpu_ms"]) / r["wall_ms"]
+        print(f"{c:18s} {r['wall_ms']:8.1f} {r['cpu_ms']:15.1f} {r['child_cpu_ms']:16.1f} {busy:11.2f}")
     if "nine" in results:
         print("\nms per fire (steady state, 'nine'):")
         for name, ms in results["nine"]["ms_per_fire"].items():
