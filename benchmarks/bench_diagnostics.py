@@ -2,6 +2,10 @@
 2,000 epochs) with and without diagnostics and sinks, ratios measured in one run.
 
     .venv/bin/python -m benchmarks.bench_diagnostics [--epochs 2000] [--rounds 2] [--solves 5]
+        [--problem script09|poisson2d]
+
+``--problem poisson2d`` runs the same callbacks on a 2-D Poisson problem ~13x costlier per
+epoch (:func:`poisson2d_problem`), where the sinks' per-step cost is a smaller share.
 
 Configurations, each in its own subprocess (in a temporary working directory):
 ``plain`` (no callbacks, no sinks), ``nine`` (the nine callbacks, no sinks), ``nine+csv``,
@@ -87,12 +91,27 @@ def _children_cpu_s() -> float:
     return total
 
 
-def _one(config: str, epochs: int, solves: int = 5) -> dict:
+def poisson2d_problem() -> tuple:
+    """A 2-D Poisson solver of a size closer to real use (``problems.poisson2d(mesh_size=0.1)``:
+    MLP 2-64x4-1, Adam 1e-3, ~0.6 ms per epoch on 2 CPU cores, ~13x script 09's step):
+    ``(crux, u, u_net, x)`` with ``x`` the interior's first coordinate."""
+    import jno
+
+    from . import problems
+
+    constraints, u, u_net, x = problems.poisson2d_parts(mesh_size=0.1)
+    return jno.core(constraints), u, u_net, x
+
+
+PROBLEMS = {"script09": script09_problem, "poisson2d": poisson2d_problem}
+
+
+def _one(config: str, epochs: int, solves: int = 5, problem: str = "script09") -> dict:
     import jno
 
     sinks = config.split("+")[1] if "+" in config else "none"
     jno.setup(os.path.join(os.getcwd(), "bench09.py"), sinks=[sinks], progress=False)
-    crux, u, u_net, x = script09_problem()
+    crux, u, u_net, x = PROBLEMS[problem]()
     cbs = _callbacks(u, u_net, x) if config != "plain" else []
     t0 = time.perf_counter()
     h1 = crux.solve(epochs, callbacks=cbs)
@@ -132,10 +151,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--solves", type=int, default=5)
-    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--problem", choices=sorted(PROBLEMS), default="script09",
+                    help="script09 (the spec's, default) or poisson2d (a 2-D Poisson ~13x costlier per epoch)")
+    ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(_one(args.one[0], int(args.one[1]), int(args.one[2]))))
+        print(json.dumps(_one(args.one[0], int(args.one[1]), int(args.one[2]), args.one[3])))
         return
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", JNO_NO_PROGRESS="1")
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
@@ -144,7 +165,7 @@ def main() -> None:
         for config in (CONFIGS if r % 2 == 0 else CONFIGS[::-1]):
             with tempfile.TemporaryDirectory() as tmp:
                 out = subprocess.run([sys.executable, "-m", "benchmarks.bench_diagnostics", "--one", config,
-                                      str(args.epochs), str(args.solves)], capture_output=True, text=True,
+                                      str(args.epochs), str(args.solves), args.problem], capture_output=True, text=True,
                                      env=env, cwd=tmp)
             if out.returncode != 0:
                 print(f"{config}: failed\n{out.stderr[-2000:]}")

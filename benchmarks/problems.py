@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import foundax
 import jax
 import optax
@@ -22,10 +24,9 @@ def poisson1d(chunk_size: int = 1000) -> "jno_core.core.Core":  # noqa: F821
     return jno.core([pde.mse, ub.mse], chunk_size=chunk_size)
 
 
-def poisson2d(chunk_size: int = 1000, mesh_size: float = 0.02) -> "jno_core.core.Core":  # noqa: F821
-    """2-D Poisson on rect(mesh_size=0.02): -lap u = 2 pi^2 sin(pi x) sin(pi y), MLP 2-64x4-1,
-    Adam(1e-3). (The baseline's boundary repeats the 4 corners: 204 vs 200 points.) A coarser
-    ``mesh_size`` gives a smaller problem (0.1: ~0.6 ms per epoch on 2 CPU cores)."""
+def poisson2d_parts(mesh_size: float = 0.02) -> tuple[list, Any, Any, Any]:
+    """The pieces of :func:`poisson2d`: ``(constraints, u, net, x)`` (``u`` the network on the
+    interior points, ``x`` their first coordinate), for benchmarks that attach diagnostics."""
     π = jno.np.pi
     domain = jno.domain.rect(mesh_size=mesh_size)
     x, y, _ = domain.variable("interior")
@@ -34,4 +35,12 @@ def poisson2d(chunk_size: int = 1000, mesh_size: float = 0.02) -> "jno_core.core
     net.optimizer(optax.adam(1e-3))
     u, ub = net(x, y), net(xb, yb)
     pde = -(u.d2(x) + u.d2(y)) - 2 * π**2 * jno.np.sin(π * x) * jno.np.sin(π * y)
-    return jno.core([pde.mse, ub.mse], chunk_size=chunk_size)
+    return [pde.mse, ub.mse], u, net, x
+
+
+def poisson2d(chunk_size: int = 1000, mesh_size: float = 0.02) -> "jno_core.core.Core":  # noqa: F821
+    """2-D Poisson on rect(mesh_size=0.02): -lap u = 2 pi^2 sin(pi x) sin(pi y), MLP 2-64x4-1,
+    Adam(1e-3). (The baseline's boundary repeats the 4 corners: 204 vs 200 points.) A coarser
+    ``mesh_size`` gives a smaller problem (0.1: ~0.6 ms per epoch on 2 CPU cores)."""
+    constraints, _, _, _ = poisson2d_parts(mesh_size)
+    return jno.core(constraints, chunk_size=chunk_size)
