@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -73,16 +74,16 @@ def file_name(first: int, last: int, n: int = 1) -> str:
     return stem + SUFFIX if n == 1 else f"{stem}~{n}{SUFFIX}"
 
 
+_NAME = re.compile(r"(-?\d+)(?:-(-?\d+))?(?:~(\d+))?" + re.escape(SUFFIX))
+
+
 def parse_name(name: str) -> tuple[int, int, int] | None:
     """``(first, last, n)`` from a name made by :func:`file_name`; ``None`` for other names."""
-    if not name.endswith(SUFFIX) or name.startswith("."):
+    m = _NAME.fullmatch(name)
+    if m is None:
         return None
-    stem, _, n = name[: -len(SUFFIX)].partition("~")
-    first, _, last = stem.partition("-")
-    try:
-        return int(first), int(last) if last else int(first), int(n) if n else 1
-    except ValueError:
-        return None
+    first = int(m.group(1))
+    return first, int(m.group(2)) if m.group(2) else first, int(m.group(3)) if m.group(3) else 1
 
 
 def _member(name: str, compress_type: int = zipfile.ZIP_STORED) -> zipfile.ZipInfo:

@@ -447,3 +447,25 @@ def test_killed_during_batches_keeps_every_delivered_batch(tmp_path: Path) -> No
     np.testing.assert_array_equal(data["loss/total"]["steps"], np.arange(12))
     np.testing.assert_array_equal(data["loss/total"]["values"], np.arange(12.0))
     np.testing.assert_array_equal(data["h"]["values"][:, 0], np.arange(12.0))
+
+
+def test_file_names_round_trip_for_any_step_range() -> None:
+    from jno_core._arrayfile import file_name, parse_name
+
+    for first, last, n in [(0, 0, 1), (5, 10, 1), (5, 10, 3), (-3, -3, 1), (-3, 4, 2), (123456789, 223456789, 1)]:
+        assert parse_name(file_name(first, last, n)) == (first, last, n)
+    assert file_name(50, 950) == "00000050-00000950.npz" and file_name(7, 7, 2) == "00000007~2.npz"
+    for other in (".tmp-12-00000001.npz", "notes.npz", "00000001.npy", "1-2-3.npz", "00000001~.npz"):
+        assert parse_name(other) is None
+
+
+def test_negative_and_large_steps_read_back(tmp_path: Path) -> None:
+    sink = CsvSink(_run(tmp_path))
+    sink.log_metrics_batch(records=[(-2, {"a": Array([1.0])}), (10**9 + 7, {"a": Array([2.0])})])
+    sink.log_metrics(step=-5, metrics={"a": Array([3.0])})
+    sink.close_run()
+    assert sorted(p.name for p in (tmp_path / "run" / "arrays" / "a").iterdir()) == [
+        "-0000002-1000000007.npz", "-0000005.npz"]
+    data = read_metrics(tmp_path / "run")
+    np.testing.assert_array_equal(data["a"]["steps"], [-5, -2, 10**9 + 7])
+    np.testing.assert_array_equal(data["a"]["values"][:, 0], [3.0, 1.0, 2.0])
