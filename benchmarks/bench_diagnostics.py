@@ -58,22 +58,15 @@ def _callbacks(u, u_net, x):
 
 
 def script09_problem() -> tuple:
-    """Script 09's solver (1-D Poisson, MLP 32x3, Adam with exponential decay):
-    ``(crux, u, u_net, x)``, the last three as :func:`_callbacks` needs them."""
-    import foundax
-    import jax
-    import optax
-
+    """Script 09's solver (1-D Poisson, MLP 32x3, Adam with exponential decay;
+    ``problems.poisson1d``): ``(crux, u, u_net, x)``, the last three as :func:`_callbacks`
+    needs them."""
     import jno
 
-    domain = jno.domain.line(mesh_size=0.05)
-    x, _ = domain.variable("interior")
-    xb, _ = domain.variable("boundary")
-    u_net = jno.nn.wrap(foundax.mlp(in_features=1, hidden_dims=32, num_layers=3, key=jax.random.PRNGKey(0)))
-    u_net.optimizer(optax.adam(optax.exponential_decay(1e-3, 1_000, 0.5, end_value=1e-5)))
-    u, ub = u_net(x), u_net(xb)
-    pde = -u.d2(x) - jno.np.sin(jno.np.pi * x)
-    return jno.core([pde.mse, ub.mse]), u, u_net, x
+    from . import problems
+
+    constraints, u, u_net, x = problems.poisson1d_parts()
+    return jno.core(constraints), u, u_net, x
 
 
 def _children_cpu_s() -> float:

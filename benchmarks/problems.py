@@ -11,8 +11,10 @@ import optax
 import jno
 
 
-def poisson1d(chunk_size: int = 1000) -> "jno_core.core.Core":  # noqa: F821
-    """The spec's 1-D Poisson: line(mesh_size=0.05), MLP 1-32x3-1, Adam with decay."""
+def poisson1d_parts() -> tuple[list, Any, Any, Any]:
+    """The pieces of :func:`poisson1d` (the spec's script 09 solver): ``(constraints, u, net,
+    x)`` (``u`` the network on the interior points ``x``), for benchmarks that attach
+    diagnostics."""
     π = jno.np.pi
     domain = jno.domain.line(mesh_size=0.05)
     x, _ = domain.variable("interior")
@@ -21,7 +23,13 @@ def poisson1d(chunk_size: int = 1000) -> "jno_core.core.Core":  # noqa: F821
     net.optimizer(optax.adam(optax.exponential_decay(1e-3, 1_000, 0.5, end_value=1e-5)))
     u, ub = net(x), net(xb)
     pde = -u.d2(x) - jno.np.sin(π * x)
-    return jno.core([pde.mse, ub.mse], chunk_size=chunk_size)
+    return [pde.mse, ub.mse], u, net, x
+
+
+def poisson1d(chunk_size: int = 1000) -> "jno_core.core.Core":  # noqa: F821
+    """The spec's 1-D Poisson: line(mesh_size=0.05), MLP 1-32x3-1, Adam with decay."""
+    constraints, _, _, _ = poisson1d_parts()
+    return jno.core(constraints, chunk_size=chunk_size)
 
 
 def poisson2d_parts(mesh_size: float = 0.02) -> tuple[list, Any, Any, Any]:
