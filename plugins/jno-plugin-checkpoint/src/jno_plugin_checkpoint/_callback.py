@@ -80,9 +80,9 @@ class Checkpoint:
     buffer per dtype; it does not wait for the device); the copy to the host, the loss
     evaluation for the metadata, serialising, fsync and pruning run on a writer thread.
     Files: ``<directory>/<epoch>/state.safetensors`` and ``metadata.json`` (see
-    :mod:`jno_plugin_checkpoint._format`). Each completed save calls the ``save_checkpoint`` hook through the run's metrics bus (sinks,
-    e.g. the W&B artifact upload, get it in order with the metrics) once the files are
-    complete: at the next chunk boundary, or — for the final save, which ``solve()`` does not
+    :mod:`jno_plugin_checkpoint._format`). Each completed save calls the ``save_checkpoint``
+    hook through the run's metrics bus (sinks, e.g. the W&B artifact upload, get it in order
+    with the metrics) once the files are complete: at the next chunk boundary, or — for the final save, which ``solve()`` does not
     wait for — at :meth:`close` (the spec calls ``cb.close()`` after ``solve``),
     :meth:`restore`, the next solve's first chunk boundary, or interpreter exit.
 
