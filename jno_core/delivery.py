@@ -70,14 +70,11 @@ class MetricsBus:
     def put(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Queue one record (blocks only when the queue is full). In strict mode a pending
         sink error is raised after the record was queued, so the other sinks still get it."""
-        if not self._closed and self._sinks:
-            self._ensure_thread()
-            self._q.put(("log", step, dict(metrics)))
-        self._raise_pending()
+        self.put_many(((step, metrics),))
 
     def put_many(self, records: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Queue several records as one item (the delivery thread wakes once for all of them:
-        the training loop hands over a chunk's records this way)."""
+        the training loop hands over a chunk's records this way); otherwise as :meth:`put`."""
         if not self._closed and self._sinks and records:
             self._ensure_thread()
             self._q.put(("logs", [(step, dict(metrics)) for step, metrics in records]))
@@ -178,9 +175,6 @@ class MetricsBus:
         """Deliver ``items`` (taken off the queue in order); ``True`` when told to stop."""
         batch: list[tuple[int, dict[str, Any]]] = []
         for item in items:
-            if item is not _STOP and item[0] == "log":
-                batch.append((item[1], item[2]))
-                continue
             if item is not _STOP and item[0] == "logs":
                 batch.extend(item[1])
                 continue
