@@ -236,15 +236,15 @@ def drain(ctx: Any) -> None:
 
 
 def _later_background_compiler(plugin: Any) -> bool:
-    """Whether a plugin after ``plugin`` in the ``on_solve_begin`` call order (the order
-    ``jno_core.plugins.call_hook`` calls them) compiles in the background too."""
+    """Whether a plugin after ``plugin`` in the ``on_solve_begin`` call order (pluggy's:
+    the hook implementations from last to first) compiles in the background too."""
     from .plugins import get_plugin_manager
 
     try:
         impls = get_plugin_manager().hook.on_solve_begin.get_hookimpls()
     except Exception:  # noqa: BLE001 - no plugin manager: nobody else will drain
         return False
-    plugins = [impl.plugin for impl in impls]
+    plugins = [impl.plugin for impl in reversed(impls)]  # pluggy calls from the end
     idx = next((i for i, p in enumerate(plugins) if p is plugin), None)
     if idx is None:
         return False

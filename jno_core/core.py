@@ -28,7 +28,7 @@ import optax
 from . import expr as E
 from . import plugins as P
 from .compile import Env, evaluate, trainable_key
-from . import compile_pool
+from . import compile_pool, dispatch
 from .concurrent import DiagnosticsWorker, concurrency_enabled
 from .context import SolveContext, constraint_gradients
 from .domain import point_set
@@ -603,7 +603,9 @@ class Core:
         worker = None
         self._solving = True
         try:
-            for cb in callbacks:
+            # pluggy calls the last registered implementation first: registered from last to
+            # first, callbacks run in the order of the list (tryfirst/trylast still apply)
+            for cb in reversed(callbacks):
                 if not pm.is_registered(cb):
                     P.register_plugin(cb)
                     registered.append(cb)
@@ -639,7 +641,7 @@ class Core:
                             bus.flush()
                         finally:
                             for cb in log_sinks:
-                                bus._sinks = [(s, l) for s, l in bus._sinks if s is not cb]
+                                bus.remove_sink(cb)
                             if own_bus is not None:
                                 own_bus.close()
             finally:
@@ -726,34 +728,27 @@ class Core:
                 name = self.tracker_names[i]
                 hist.trackers[name].append(e, v)
                 buffer.add(e, {f"tracker/{name}": Scalar(v) if v.size == 1 else Array(v)})
-        due = [p for p in plugins_ if getattr(p, "interval", None) and e % p.interval == 0]
-        trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
         if ctx._worker is not None:
             ctx._worker.check()
-        for p in due:
-            self._call_on_epoch(ctx, p, e, trace)
+        self._call_on_epoch(ctx, pm, plugins_, e)
 
-    def _call_on_epoch(self, ctx: SolveContext, p: Any, e: int, trace: bool) -> None:
-        """Call ``p.on_epoch`` (waiting first for in-flight fires unless ``p`` is concurrent),
-        naming ``p`` in any error."""
-        if getattr(p, "on_epoch", None) is None:
+    def _call_on_epoch(self, ctx: SolveContext, pm: Any, plugins_: Sequence[Any], e: int) -> None:
+        """``on_epoch`` through pluggy for the plugins of ``plugins_`` due at ``e`` (and every
+        implementation on a plugin without an ``interval``, e.g. a wrapper), waiting first for
+        in-flight fires unless every due plugin is concurrent; a failure names the plugin."""
+        due = [p for p in plugins_ if e % p.interval == 0]
+        if not due:
             return
-        concurrent = "on_epoch" in getattr(p, "concurrent_hooks", ())
-        if not concurrent:
+        if any("on_epoch" not in getattr(p, "concurrent_hooks", ()) for p in due):
             ctx.wait_for_diagnostics()
+        timed = [p for p in due if isinstance(getattr(p, "fire_times_ms", None), list)
+                 and "on_epoch" not in getattr(p, "concurrent_hooks", ())]
         t0 = time.perf_counter()
-        if trace:
-            sys.stderr.write(f"jno hook on_epoch -> {P.plugin_name(p)} (epoch {e})\n")
-        try:
-            p.on_epoch(ctx=ctx, epoch=e)
-        except Exception as exc:
-            raise JnoPluginError(
-                f"plugin {P.plugin_name(p)!r} failed in on_epoch at epoch {e}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        fire_times = getattr(p, "fire_times_ms", None)
-        if isinstance(fire_times, list) and not concurrent:  # concurrent ones time themselves
-            fire_times.append((time.perf_counter() - t0) * 1e3)
+        everyone = self._interval_plugins
+        caller = pm.subset_hook_caller("on_epoch", [p for p in everyone if not any(p is d for d in due)])
+        dispatch.call(caller, "on_epoch", where=f" at epoch {e}", ctx=ctx, epoch=e)
+        for p in timed:  # concurrent ones time themselves
+            p.fire_times_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _fire_deferred(self, ctx: SolveContext, deferred: Sequence[Any], snaps: Any, epochs: Sequence[int],
                        g_at: np.ndarray, inputs: dict[str, Any]) -> None:
@@ -762,7 +757,6 @@ class Core:
         gradient matrices (where ``g_at[slot]``) of all slots come from one call, made by the
         first fire that needs one (on the diagnostics thread), and so do the results of
         trackers' slot-batch functions (:meth:`SolveContext.slot_values`)."""
-        trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
         chunk = _ChunkSlots(snaps, self._points, inputs, epochs, self._n_slots, self._slot_grads, self._gsel, g_at)
         for j, s_ep in enumerate(epochs):
             s_ep = int(s_ep)
@@ -771,9 +765,7 @@ class Core:
                 return self._take_slot(snaps, np.int32(j))
 
             snap = ctx.deferred_snapshot(s_ep, materialize, inputs, chunk=chunk, slot=j)
-            for p in deferred:
-                if s_ep % p.interval == 0:
-                    self._call_on_epoch(snap, p, s_ep, trace)
+            self._call_on_epoch(snap, P.get_plugin_manager(), deferred, s_ep)
 
     def _plan_fires(self, pm: Any, callbacks: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any], bool]:
         """``(plugins, deferred, host_plugins, postpone)`` of a solve: the plugins with an
@@ -788,6 +780,7 @@ class Core:
         for cb in callbacks:
             if cb not in plugins_ and getattr(cb, "interval", None):
                 plugins_.append(cb)
+        self._interval_plugins = plugins_
         deferred = [p for p in plugins_ if getattr(p, "deferred_fire", False)] if not self.providers else []
         host_plugins = [p for p in plugins_ if not any(p is d for d in deferred)]
         postpone = bool(deferred) and all("on_epoch" in getattr(p, "concurrent_hooks", ()) for p in host_plugins)

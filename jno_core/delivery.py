@@ -47,10 +47,26 @@ class MetricsBus:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.delivered_steps: list[int] = []
+        self._registered: list[Any] = []
 
     # ------------------------------------------------------------------ set-up
     def add_sink(self, sink: Any, label: str) -> None:
+        """Feed ``sink`` (registered with the plugin manager if it is not: pluggy calls it)."""
+        from .plugins import get_plugin_manager, register_plugin
+
+        if not get_plugin_manager().is_registered(sink):
+            register_plugin(sink)
+            self._registered.append(sink)
         self._sinks.append((sink, label))
+
+    def remove_sink(self, sink: Any) -> None:
+        """Stop feeding ``sink`` (and unregister it if :meth:`add_sink` registered it)."""
+        from .plugins import unregister_plugin
+
+        self._sinks = [(s, label) for s, label in self._sinks if s is not sink]
+        if any(s is sink for s in self._registered):
+            self._registered = [s for s in self._registered if s is not sink]
+            unregister_plugin(sink)
 
     @property
     def sinks(self) -> list[tuple[Any, str]]:
@@ -111,6 +127,8 @@ class MetricsBus:
             done.wait()
             self._q.put(_STOP)
         self._closed = True
+        for sink in list(self._registered):
+            self.remove_sink(sink)
 
     def _raise_pending(self) -> None:
         if self._error is not None and self.strict:
@@ -133,42 +151,65 @@ class MetricsBus:
             print(msg, file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr, limit=3)
 
-    def _call(self, method: str, *args: Any) -> None:
-        for sink, label in list(self._sinks):
-            if label in self._failed:
-                continue
-            fn = getattr(sink, method, None)
-            if fn is None:
-                continue
+    def _live(self) -> list[Any]:
+        return [sink for sink, label in self._sinks if label not in self._failed]
+
+    def _label(self, plugin: Any) -> str:
+        for sink, label in self._sinks:
+            if sink is plugin:
+                return label
+        from .plugins import plugin_name
+
+        return plugin_name(plugin)
+
+    def _call(self, method: str, keep: Sequence[Any] | None = None, **kwargs: Any) -> None:
+        """``pm.hook.<method>(**kwargs)`` for this bus's live sinks (``keep``: a subset of
+        them) and every wrapper, through pluggy. A sink that raises is reported (and skipped
+        from then on); the sinks pluggy had not reached yet in that call get the call again
+        (wrappers then see it twice)."""
+        from .dispatch import failing_impl, subset
+        from .plugins import get_plugin_manager
+
+        pm = get_plugin_manager()
+        todo = list(self._live() if keep is None else keep)
+        while True:
+            caller = subset(pm, method, todo)
+            impls = caller.get_hookimpls()
+            if not impls:
+                return
             try:
-                fn(*args)
+                caller(**kwargs)
+                return
             except BaseException as exc:  # noqa: BLE001 - isolate every sink
-                self._report(label, method, exc)
+                impl = failing_impl(impls, exc)
+                if impl is None or impl.wrapper or impl.hookwrapper:
+                    who = self._label(impl.plugin) if impl is not None else f"(a {method} hook wrapper)"
+                    self._report(who, method, exc)
+                    return
+                self._report(self._label(impl.plugin), method, exc)
+                # pluggy calls the implementations from the end of the list: those after the
+                # failing one have run, those before it have not
+                plain = [i for i in impls if not (i.wrapper or i.hookwrapper)]
+                pos = next(k for k, i in enumerate(plain) if i is impl)
+                todo = [i.plugin for i in plain[:pos]]
 
     def _deliver(self, records: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        """Hand ``records`` to every sink: one ``log_metrics_batch`` call where the sink has
-        it, else one ``log_metrics`` call per record."""
+        """Hand ``records`` to every sink: the sinks implementing ``log_metrics_batch`` get
+        them in one call, the others one ``log_metrics`` call per record (wrappers of
+        ``log_metrics`` see every record)."""
         records = tuple(records)
-        for sink, label in list(self._sinks):
-            if label in self._failed:
-                continue
-            batch_fn = getattr(sink, "log_metrics_batch", None)
-            if batch_fn is not None:
-                try:
-                    batch_fn(records)
-                except BaseException as exc:  # noqa: BLE001 - isolate every sink
-                    self._report(label, "log_metrics_batch", exc)
-            else:
-                fn = getattr(sink, "log_metrics", None)
-                if fn is None:
-                    continue
-                for step, metrics in records:
-                    try:
-                        fn(step, metrics)
-                    except BaseException as exc:  # noqa: BLE001
-                        self._report(label, "log_metrics", exc)
-                        break
-            time.sleep(0)  # let a waiting training thread take the GIL between sinks
+        live = self._live()
+        batch = [s for s in live if hasattr(s, "log_metrics_batch")]
+        if batch:
+            self._call("log_metrics_batch", batch, records=records)
+        single = [s for s in self._live() if not hasattr(s, "log_metrics_batch")]
+        from .plugins import get_plugin_manager
+
+        if single or get_plugin_manager().hook.log_metrics.get_hookimpls():
+            for step, metrics in records:
+                self._call("log_metrics", single, step=step, metrics=metrics)
+                single = [s for s in single if self._label(s) not in self._failed]
+        time.sleep(0)  # let a waiting training thread take the GIL
         self.delivered_steps.extend(step for step, _ in records)
 
     def _process(self, items: list[Any]) -> bool:
@@ -187,7 +228,7 @@ class MetricsBus:
             if kind == "ckpt":
                 _, path, epoch, meta, done = item
                 try:
-                    self._call("save_checkpoint", path, epoch, meta)
+                    self._call("save_checkpoint", path=path, epoch=epoch, metadata=meta)
                 finally:
                     done.set()
             elif kind == "flush":

@@ -21,7 +21,7 @@ import types
 import threading
 import warnings
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attrs
 import pluggy
@@ -274,9 +274,26 @@ def get_plugin_manager() -> pluggy.PluginManager:
                 _pm = None
                 raise
             if os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}:
-                pm.trace.root.setwriter(lambda s: sys.stderr.write(s))
-                pm.enable_tracing()
+                _enable_tracing(pm)
         return _pm
+
+
+def _enable_tracing(pm: pluggy.PluginManager) -> None:
+    """pluggy's tracing to stderr (each hook call and its arguments), plus one line per
+    implementation called (``jno hook <name> -> <plugin>``, in pluggy's call order) from a
+    pluggy hook-call monitor."""
+    pm.trace.root.setwriter(lambda s: sys.stderr.write(s))
+    pm.enable_tracing()
+
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        for impl in reversed(impls):
+            kind = " (wrapper)" if impl.wrapper or impl.hookwrapper else ""
+            sys.stderr.write(f"jno hook {hook_name} -> {plugin_name(impl.plugin)}{kind}\n")
+
+    def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        pass
+
+    pm.add_hookcall_monitoring(before, after)
 
 
 def _build_registries(pm: pluggy.PluginManager) -> dict[str, dict[str, RegistryEntry]]:
@@ -436,22 +453,11 @@ def iter_names(kinds: Iterable[str]) -> list[str]:
     return sorted(names)
 
 
-def call_hook(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
-    """Call ``hook_name`` on every plugin implementing it, in registration order; an
-    exception is re-raised as :class:`JnoPluginError` naming the plugin and the hook.
-    ``JNO_TRACE_PLUGINS=1`` prints each call to stderr."""
-    trace = os.environ.get("JNO_TRACE_PLUGINS", "").strip() not in {"", "0"}
-    results = []
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        if trace:
-            sys.stderr.write(f"jno hook {hook_name} -> {plugin_name(impl.plugin)}\n")
-        try:
-            results.append(impl.function(**{k: kwargs[k] for k in impl.argnames}))
-        except JnoPluginError:
-            raise
-        except Exception as exc:
-            raise JnoPluginError(
-                f"jno plugin {plugin_name(impl.plugin)!r} failed in {hook_name}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-    return results
+def call_hook(pm: pluggy.PluginManager, hook_name: str, *, where: str = "", **kwargs: Any) -> list[Any]:
+    """``pm.hook.<hook_name>(**kwargs)``: every implementation in pluggy's order (``tryfirst``,
+    ``trylast`` and wrappers as pluggy documents); an exception is re-raised as
+    :class:`JnoPluginError` naming the plugin and the hook (see :mod:`jno_core.dispatch`).
+    ``JNO_TRACE_PLUGINS=1`` prints each call to stderr (pluggy's tracing)."""
+    from .dispatch import call
+
+    return call(getattr(pm.hook, hook_name), hook_name, where=where, **kwargs)
