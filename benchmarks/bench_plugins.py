@@ -191,18 +191,23 @@ def _timed_solve(crux: Any, epochs: int, **kw: Any) -> tuple[float, Any]:
 
 
 def _fire_timer(crux: Any) -> list[float]:
-    """Wrap ``crux._fire`` (the host-side dispatch at a fire epoch) to record its duration."""
-    times: list[float] = []
-    inner = crux._fire
+    """Wrap ``SolveLoop.fire`` (the host-side dispatch at a fire epoch) for solves of
+    ``crux`` to record its duration."""
+    from jno_core.loop import SolveLoop
 
-    def timed(*a: Any, **k: Any) -> Any:
+    times: list[float] = []
+    inner = SolveLoop.fire
+
+    def timed(self: Any, e: int) -> Any:
+        if self.crux is not crux:
+            return inner(self, e)
         t = time.perf_counter()
         try:
-            return inner(*a, **k)
+            return inner(self, e)
         finally:
             times.append(time.perf_counter() - t)
 
-    crux._fire = timed
+    SolveLoop.fire = timed  # type: ignore[method-assign]
     return times
 
 

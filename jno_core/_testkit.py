@@ -364,8 +364,11 @@ def count_compiles_per_fire(tracker: _T) -> _T:
             orig(ctx=ctx, epoch=epoch)
         fire_compiles.append(list(ce.events))
 
+    from .hookspecs import hookimpl
+
     tracker.fire_compiles = fire_compiles  # type: ignore[attr-defined]
-    tracker.on_epoch = on_epoch  # type: ignore[attr-defined]
+    # marked, so pluggy registers the instance's wrapper as the tracker's on_epoch
+    tracker.on_epoch = hookimpl(on_epoch)  # type: ignore[attr-defined]
     return tracker
 
 

@@ -131,16 +131,16 @@ class Pending:
         return f"<jno Pending {self.name!r} of {self.owner!r} {'done' if self.done() else 'compiling'}>"
 
 
-def _compile_and_warm(lowered: Any, warm_args: tuple[Any, ...] | None, store: dict, key: tuple,
+def _compile_and_warm(lowered: Any, warm_args: tuple[Any, ...] | None, cache: Any, key: tuple,
                       compiler_options: dict[str, Any] | None = None) -> Any:
     try:
         compiled = lowered.compile(compiler_options=compiler_options) if compiler_options else lowered.compile()
         if warm_args is not None:
             # one warm-up run: the first execution of an executable pays one-off set-up costs
             jax.tree_util.tree_map(np.asarray, compiled(*warm_args))
-        store[key] = compiled
+        cache.compiled[key] = compiled
     finally:
-        store.pop(("compiling",) + key[1:], None)
+        cache.compiling.pop(key, None)
     return compiled
 
 
@@ -162,28 +162,27 @@ def compile_async(ctx: Any, name: str, fn: Callable[..., Any], *example_args: An
     A cache hit returns a finished :class:`Pending` at once. Call :func:`settle` at the end of
     ``on_solve_begin``.
     """
-    store = ctx.crux._shared
+    cache = ctx.crux._cache
     key = cache_key(name, example_args)
-    hit = store.get(key)
+    hit = cache.compiled.get(key)
     if hit is not None:
         return Pending(name, owner, hit.out_info, value=hit)
-    busy_key = ("compiling",) + key[1:]
-    busy = store.get(busy_key)
+    busy = cache.compiling.get(key)
     if busy is not None:  # started by another plugin of this solve
         return busy
     lowered = jax.jit(fn).lower(*example_args)
     warm_args = tuple(example_args) if warm_up else None
     pending = Pending(name, owner, lowered.out_info)
-    store[busy_key] = pending  # before the worker can finish (it removes the entry)
+    cache.compiling[key] = pending  # before the worker can finish (it removes the entry)
     pool = _pool()
     if pool is None:
         fut: Future = Future()
         try:
-            fut.set_result(_compile_and_warm(lowered, warm_args, store, key, compiler_options))
+            fut.set_result(_compile_and_warm(lowered, warm_args, cache, key, compiler_options))
         except Exception as exc:  # raised by Pending.result, naming the owner
             fut.set_exception(exc)
     else:
-        fut = pool.submit(_compile_and_warm, lowered, warm_args, store, key, compiler_options)
+        fut = pool.submit(_compile_and_warm, lowered, warm_args, cache, key, compiler_options)
     pending._future = fut
     with _lock:
         _pending.setdefault(ctx, []).append(pending)

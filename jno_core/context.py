@@ -88,7 +88,7 @@ class SolveContext:
         # compiled gradient-matrix functions by selector id, kept with the solver's other
         # compiled functions (reset when the device layout changes); skips re-deriving
         # ctx.compile's cache key, ~2 ms, at every fire
-        self._g_fns: dict[int, Callable[..., Any]] = crux._shared.setdefault(("gradient_matrix_fns",), {})
+        self._g_fns: dict[int, Callable[..., Any]] = crux._cache.gradient_fns
         # the background worker of this solve's concurrent fires (None: run them inline)
         self._worker: Any = None
         self._snapshot: Any = None
@@ -103,7 +103,7 @@ class SolveContext:
         layout (what compiled functions depend on: parameter shapes, points, placement) and
         different otherwise. A plugin that compiled in ``on_solve_begin`` for this token may
         skip compiling again (:class:`~jno_core.tracker.Tracker` does)."""
-        return self.crux._shared.setdefault(("setup_token",), object())
+        return self.crux._cache.token
 
     @property
     def params(self) -> dict[str, Any]:
@@ -193,11 +193,11 @@ class SolveContext:
     # ------------------------------------------------------------------ shared building blocks
     def selector(self, mask: Any = None) -> ParamSelector:
         """A :class:`ParamSelector` for ``mask`` (cached per mask object)."""
-        key = ("selector", id(mask))
-        if key not in self.crux._shared:
+        selectors = self.crux._cache.selectors
+        if id(mask) not in selectors:
             names = {k: t.name for k, t in self.crux.trainables.items()}
-            self.crux._shared[key] = (mask, ParamSelector(self.params, self.crux.trained_keys, mask, names))
-        return self.crux._shared[key][1]
+            selectors[id(mask)] = (mask, ParamSelector(self.params, self.crux.trained_keys, mask, names))
+        return selectors[id(mask)][1]
 
     def constraint_index(self, expr: E.Placeholder) -> int:
         """The solver-side index of ``expr`` among the constraints, matched by identity and
@@ -235,15 +235,11 @@ class SolveContext:
     def compile(self, name: str, fn: Callable[..., Any], *example_args: Any) -> Callable[..., Any]:
         """AOT-compile ``fn`` for ``example_args`` once per solve set-up and cache it under
         ``name`` on the solver (recompiled only when argument shapes change)."""
-        leaves, treedef = jax.tree_util.tree_flatten(example_args)
-        # the treedef itself is the key: str() of an equinox treedef pretty-prints the module
-        # (~4 ms per call), which showed up in every solve's set-up
-        key = ("compiled", name, treedef,
-               tuple((jnp.shape(a), str(jnp.result_type(a))) for a in leaves))
-        hit = self.crux._shared.get(key)
+        key = compile_pool.cache_key(name, example_args)
+        hit = self.crux._cache.compiled.get(key)
         if hit is None:
             hit = jax.jit(fn).lower(*example_args).compile()
-            self.crux._shared[key] = hit
+            self.crux._cache.compiled[key] = hit
         return hit
 
     def gradient_matrix(self, mask: Any = None) -> np.ndarray:

@@ -5,6 +5,15 @@ pluggy plugin implementing some of the hooks below. Plugins are found through th
 group ``"jno"`` (see :mod:`jno_core.plugins`) or passed to ``solve(callbacks=[...])``, which
 registers them for the duration of that solve.
 
+Dispatch: pluggy calls every broadcast hook (``pm.hook.<name>`` or a caller from
+``pm.subset_hook_caller``; see :mod:`jno_core.dispatch`), so pluggy's rules hold: the
+implementations run last-registered-first, ``@hookimpl(tryfirst=True)`` / ``trylast=True``
+move one to the front / back, and ``wrapper=True`` (new style) or ``hookwrapper=True`` (old
+style) implementations wrap the whole call. ``solve(callbacks=[...])`` registers its callbacks
+last to first, so they run in list order. An exception raised by an implementation is
+re-raised as :class:`~jno_core.errors.JnoPluginError` naming the plugin. ``JNO_TRACE_PLUGINS=1``
+turns on pluggy's tracing (plus one line per implementation called).
+
 Threads: hooks marked *training thread* run in the thread that called ``solve()`` between
 device chunks. The loop has usually started the next chunk already (one chunk ahead, from the
 state the hooks see), so short hooks overlap the device; a hook that replaces the state, the
@@ -104,8 +113,9 @@ class JnoSpec:
     def on_epoch(self, ctx: Any, epoch: int) -> None:
         """Called at the epochs a plugin asked for: ``epoch % plugin.interval == 0``, with the
         parameters that epoch's step starts from (the loss of ``history`` at ``epoch`` is
-        computed from the same parameters). A plugin without an ``interval`` attribute is not
-        called. Only the due plugins are called, in registration order.
+        computed from the same parameters). Only the plugins due at ``epoch`` are called (a
+        subset caller without the others); an implementation on a plugin without an
+        ``interval`` attribute (a wrapper, say) is part of every ``on_epoch`` call.
 
         :param ctx: the :class:`jno_core.context.SolveContext`; ``ctx.params`` are the
             parameters at ``epoch``. ``ctx.log(metrics)`` sends metrics to every sink.

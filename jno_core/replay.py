@@ -10,7 +10,7 @@ writer and the reader share one definition):
 ``arrays/<key with "/" replaced by "__">/<first step:08d>-<last step:08d>.npz``
     heatmap / histogram / array values, one compressed archive per key and delivery (a single
     step's file is ``<step:08d>.npz``), which ``np.load`` reads: ``steps`` ``(S,)`` and
-    ``values`` ``(S, ...)`` (format in :mod:`jno_core._arrayfile`). A second key mapping to
+    ``values`` ``(S, ...)`` (format in :mod:`jno_core.arrayfile`). A second key mapping to
     the same folder name (``"a/b"`` and ``"a__b"``) gets the folder ``<name>~2``; every file
     records its key.
 ``checkpoints.csv``
@@ -35,8 +35,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import attrs
 import numpy as np
 
-from ._arrayfile import SUFFIX as ARRAY_SUFFIX
-from ._arrayfile import parse_name, read_array_file
+from .arrayfile import SUFFIX as ARRAY_SUFFIX
+from .arrayfile import parse_name, read_array_file
 
 __all__ = [
     "METRICS_FILE",

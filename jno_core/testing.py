@@ -313,8 +313,8 @@ class TrackerConformance(_PluginConformance):
             np.testing.assert_array_equal(h.epochs, r.epochs)
             np.testing.assert_array_equal(h.losses, r.losses)
             np.testing.assert_array_equal(h.total_loss, r.total_loss)
-        a = jax.tree_util.tree_leaves(tracked["prob"].crux._state[0])
-        b = jax.tree_util.tree_leaves(tracked["ref"].crux._state[0])
+        a = jax.tree_util.tree_leaves(tracked["prob"].crux.state[0])
+        b = jax.tree_util.tree_leaves(tracked["ref"].crux.state[0])
         for x, y in zip(a, b):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -571,7 +571,7 @@ class WeightingConformance(_PluginConformance):
         hist = crux.solve(20)
         assert hist.losses.shape == (20, 2)
         assert np.all(np.isfinite(hist.total_loss))
-        state = crux._state[2][scheme.key]
+        state = crux.state[2][scheme.key]
         import jax
 
         assert jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(

@@ -55,12 +55,37 @@ class Tracker:
         self.fire_times_ms: list[float] = []
         self._epochs: list[int] = []
         self._history: dict[str, list[np.ndarray]] = {k: [] for k in self.result_keys}
-        self._static_result: dict[str, np.ndarray] = {}
+        #: entries added to :attr:`result` as they are (e.g. the constraint indices), set by
+        #: :meth:`prepare`
+        self.static_result: dict[str, np.ndarray] = {}
+        #: the background compilation (:func:`compile_pool.compile_async`) :meth:`prepare`
+        #: started, if any: when it failed, the next solve prepares again
+        self.pending: Any = None
         self._prepared_for: object | None = None  # ctx.setup_token of the last prepare
 
     @property
     def plugin_name(self) -> str:
         return self.name
+
+    # the names plugins used before they were public (kept for third-party trackers)
+    @property
+    def _pending(self) -> Any:
+        return self.pending
+
+    @_pending.setter
+    def _pending(self, value: Any) -> None:
+        self.pending = value
+
+    @property
+    def _static_result(self) -> dict[str, np.ndarray]:
+        return self.static_result
+
+    @_static_result.setter
+    def _static_result(self, value: dict[str, np.ndarray]) -> None:
+        self.static_result = value
+
+    def _still_prepared(self, ctx: Any) -> bool:
+        return self.still_prepared(ctx)
 
     # ------------------------------------------------------------------ to implement
     def prepare(self, ctx: Any) -> None:
@@ -81,13 +106,13 @@ class Tracker:
         ``ctx.setup_token`` (a repeated ``solve()`` of the same solver: same shapes, points
         and placement, so the compiled functions are still valid; ~0.1-1 ms per tracker)."""
         token = getattr(ctx, "setup_token", None)
-        if token is not None and token is self._prepared_for and self._still_prepared(ctx):
+        if token is not None and token is self._prepared_for and self.still_prepared(ctx):
             return
         self._prepared_for = None
         self.prepare(ctx)
         self._prepared_for = token
 
-    def _still_prepared(self, ctx: Any) -> bool:
+    def still_prepared(self, ctx: Any) -> bool:
         """Whether what the last :meth:`prepare` made still serves ``ctx`` (same setup token):
         here, whether its background compilations (if any) succeeded and a per-fire function
         of :meth:`compile_fire_fn` was made for the way this solve fires (from chunk
@@ -96,7 +121,7 @@ class Tracker:
         if getattr(self, "_fire_fn", None) is not None and (
                 (getattr(self, "_batched", None) is not None) != bool(getattr(ctx, "fires_from_snapshots", False))):
             return False
-        for pending in (getattr(self, "_pending", None), getattr(self, "_batched", None)):
+        for pending in (getattr(self, "pending", None), getattr(self, "_batched", None)):
             if pending is None or not hasattr(pending, "result"):
                 continue
             try:
@@ -116,15 +141,15 @@ class Tracker:
         self._fire_fn = (name, fn)
         if getattr(ctx, "fires_from_snapshots", False):
             out = jax.eval_shape(fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)
-            self._pending = None
+            self.pending = None
             self._batched = ctx.compile_slot_batch(name, fn, owner=self.name, out_shape=out)
             return out
         self._batched = None
         # traced here; compiled and run once (warm-up: an executable's first run pays
         # one-off set-up) on the compile pool
-        self._pending = compile_pool.compile_async(ctx, name, fn, ctx.params, ctx.points, ctx.inputs,
+        self.pending = compile_pool.compile_async(ctx, name, fn, ctx.params, ctx.points, ctx.inputs,
                                                    ctx.weights, owner=self.name)
-        return self._pending.out_info
+        return self.pending.out_info
 
     def run_fire_fn(self, ctx: Any) -> Any:
         """The value of :meth:`compile_fire_fn`'s function at ``ctx`` (device arrays, or
@@ -136,7 +161,7 @@ class Tracker:
             out = ctx.slot_values(batched, self.interval)
             if out is not None:
                 return out
-        pending = getattr(self, "_pending", None)
+        pending = getattr(self, "pending", None)
         if pending is not None:
             return pending.result()(ctx.params, ctx.points, ctx.inputs, ctx.weights)
         name, fn = self._fire_fn
@@ -179,7 +204,7 @@ class Tracker:
         for k in self.result_keys:
             vals = self._history[k]
             out[k] = np.stack(vals) if vals else np.zeros((0,), np.float32)
-        out.update(self._static_result)
+        out.update(self.static_result)
         return out
 
     def __repr__(self) -> str:

@@ -191,8 +191,8 @@ class PerturbingNorm(TestKitTracker):
         class Perturb(KitNorm):
             def compute(self, ctx, epoch):
                 out = super().compute(ctx, epoch)
-                p = ctx.crux._state
-                ctx.crux._state = (jax_tree_scale(p[0], 1.0 + 1e-3), *p[1:])
+                p = ctx.crux.state
+                ctx.crux.load_state(p._replace(params=jax_tree_scale(p.params, 1.0 + 1e-3)))
                 return out
 
         return Perturb(interval=interval)

@@ -62,7 +62,7 @@ def _run(force_host: bool, epochs: int = 200):
     cbs = _trackers(p)
     calls = _count_chunks(p.crux)
     h = p.crux.solve(epochs, callbacks=cbs + ([_HostVisit()] if force_host else []))
-    standalone_g = [k for k in p.crux._shared if k[0] == "compiled" and str(k[1]).startswith("gradient_matrix")]
+    standalone_g = [k for k in p.crux._cache.compiled if str(k[1]).startswith("gradient_matrix")]
     return cbs, (calls, standalone_g), h
 
 
@@ -284,7 +284,7 @@ def test_gradient_tracker_prepares_the_standalone_g_when_a_later_solve_needs_it(
     gn = jno.trackers.gradient_norms(interval=10)
 
     def standalone():
-        return [k for k in p.crux._shared if k[0] == "compiled" and str(k[1]).startswith("gradient_matrix")]
+        return [k for k in p.crux._cache.compiled if str(k[1]).startswith("gradient_matrix")]
 
     p.crux.solve(20, callbacks=[gn])  # every fire reads G from the chunk: nothing standalone
     assert standalone() == []

@@ -39,7 +39,7 @@ class _RestoreOnce(_Every):
     @jno.hookimpl
     def on_epoch(self, ctx, epoch):
         if epoch == self.back and self.saved is None:
-            self.saved = ctx.crux._state
+            self.saved = ctx.crux.state
         elif epoch == self.at and not self.done:
             self.done = True
             ctx.crux.load_state(self.saved)
@@ -55,8 +55,8 @@ def test_losses_equal_with_and_without_starting_ahead():
     rb = np.concatenate([h._table() for h in rows])
     assert ra.shape == rb.shape == (300, ra.shape[1])
     np.testing.assert_array_equal(ra, rb)
-    pa = jax.tree_util.tree_leaves(a.crux._state[0])
-    pb = jax.tree_util.tree_leaves(b.crux._state[0])
+    pa = jax.tree_util.tree_leaves(a.crux.state[0])
+    pb = jax.tree_util.tree_leaves(b.crux.state[0])
     for x, y in zip(pa, pb):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -76,7 +76,7 @@ def test_state_replaced_at_a_host_visit_drops_the_chunk_started_ahead():
     # and the end state is that of 300 uninterrupted epochs
     b = small_problem(hidden=8, layers=2)
     b.crux.solve(300)
-    for x, y in zip(jax.tree_util.tree_leaves(a.crux._state[0]), jax.tree_util.tree_leaves(b.crux._state[0])):
+    for x, y in zip(jax.tree_util.tree_leaves(a.crux.state[0]), jax.tree_util.tree_leaves(b.crux.state[0])):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
@@ -110,27 +110,6 @@ def test_non_finite_loss_in_a_later_chunk_drops_the_chunk_started_ahead():
     np.testing.assert_array_equal(pv, pr)
 
 
-def _plan_lengths(crux, end, cap, taper, log_every):
-    e, out = 0, []
-    while e < end:
-        n = crux._chunk_plan(e, end, cap, [], [], [], False, taper, log_every)[0]
-        out.append(n)
-        e += n
-    return out
-
-
-def test_end_of_solve_taper_halves_the_chunks_down_to_the_taper():
-    p = small_problem(hidden=8, layers=2)
-    p.crux.solve(1)  # compiles (sets the snapshot slot count the plan reads)
-    assert _plan_lengths(p.crux, 2000, 1000, 0, 50) == [1000, 1000]
-    assert _plan_lengths(p.crux, 2000, 1000, 50, 50) == [1000, 500, 250, 150, 50, 50]
-    # never a rest shorter than the taper: 260 left with taper 200 is one chunk
-    assert _plan_lengths(p.crux, 1260, 1000, 200, 50) == [650, 350, 260]
-    # lengths are multiples of log_every while more than a taper is left
-    assert _plan_lengths(p.crux, 1000, 1000, 32, 10) == [500, 250, 130, 60, 60]
-    assert sum(_plan_lengths(p.crux, 777, 300, 40, 7)) == 777
-
-
 class _ParamNorm(Tracker):
     """The squared parameter norm at every fire."""
 
@@ -155,24 +134,26 @@ class _Steps:
             self.got[step] = float(metrics["loss/total"].value)
 
 
-def test_tapered_chunks_are_the_same_with_or_without_sinks_and_keep_the_trajectory(monkeypatch):
+class _ChunkLengths:
+    def __init__(self):
+        self.lengths = []
+
+    @jno.hookimpl
+    def on_chunk_end(self, ctx, epochs, losses):
+        self.lengths.append(len(epochs))
+
+
+def test_tapered_chunks_are_the_same_with_or_without_sinks_and_keep_the_trajectory():
     a = small_problem(hidden=8, layers=2)
     b = small_problem(hidden=8, layers=2)
     a.crux.solve(1)
     b.crux.solve(1)
-    lengths: dict[int, list[int]] = {id(a.crux): [], id(b.crux): []}
-    inner = type(a.crux)._dispatch_chunk
-
-    def spy(self, e, before, plan, log_every):
-        lengths[id(self)].append(plan[0])
-        return inner(self, e, before, plan, log_every)
-
-    monkeypatch.setattr(type(a.crux), "_dispatch_chunk", spy)
+    la, lb = _ChunkLengths(), _ChunkLengths()  # chunk boundaries as plugins see them
     sink = _Steps()
-    ha = a.crux.solve(2000, log_every=50, callbacks=[sink])
-    hb = b.crux.solve(2000, log_every=50)
+    ha = a.crux.solve(2000, log_every=50, callbacks=[sink, la])
+    hb = b.crux.solve(2000, log_every=50, callbacks=[lb])
     # taper = 1000 / 16 -> 63 epochs; boundaries a function of the epochs only
-    assert lengths[id(a.crux)] == lengths[id(b.crux)] == [1000, 500, 250, 150, 100]
+    assert la.lengths == lb.lengths == [1000, 500, 250, 150, 100]
     np.testing.assert_array_equal(ha._table(), hb._table())
     assert sorted(sink.got) == list(range(50, 2001, 50))  # epochs 1..2000 (one epoch before)
     np.testing.assert_allclose([sink.got[s] for s in sorted(sink.got)], ha._table()[49::50, 0], rtol=1e-6)

@@ -1,5 +1,6 @@
 """The solve loop: convergence, chunking, trackers, continuation, errors."""
 
+import re
 import jax
 import numpy as np
 import optax
@@ -108,7 +109,7 @@ def test_callbacks_fire_exactly_at_multiples_whatever_the_chunking():
     assert r3.epochs == list(range(0, 40, 3))
     assert r7.epochs == list(range(0, 40, 7))
     crux.solve(10, callbacks=[r3])
-    assert r3.epochs[-4:] == [42, 45, 48] or r3.epochs[-3:] == [42, 45, 48]
+    assert r3.epochs == list(range(0, 40, 3)) + [42, 45, 48]
     assert r3.begun == 2
 
 
@@ -166,7 +167,8 @@ def test_inverse_problem_recovers_coefficients():
     crux.solve(3000)
     _a, _b, _c = crux.eval([a, b, c])
     np.testing.assert_allclose([_a[0], _b[0], _c[0]], [1.5, -0.7, 2.0], rtol=0.02)
-    assert f"{_a[0]:.3f}"  # formats as the spec's script does
+    text = f"{_a[0]:.3f}"  # formats as the spec's script does: a plain number, 3 decimals
+    assert re.fullmatch(r"-?\d+\.\d{3}", text) and abs(float(text) - float(_a[0])) <= 5e-4
 
 
 class _Sink:

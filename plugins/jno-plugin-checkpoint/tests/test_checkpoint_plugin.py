@@ -104,7 +104,7 @@ def test_file_is_plain_safetensors_layout(tmp_path: Path) -> None:
     assert t["dtype"] == "F32" and t["shape"] == list(w.shape)
     b0, b1 = t["data_offsets"]
     got = np.frombuffer(raw[8 + n + b0 : 8 + n + b1], np.float32).reshape(w.shape)
-    np.testing.assert_array_equal(got, np.asarray(p.crux._state[0][next(iter(p.crux._state[0]))].output_layer.weight))
+    np.testing.assert_array_equal(got, np.asarray(p.crux.state[0][next(iter(p.crux.state[0]))].output_layer.weight))
 
 
 def test_properties_do_not_block_and_list_pending_saves(tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ def test_resume_equals_uninterrupted_run_bitwise(tmp_path: Path) -> None:
     h_rest = resumed.solve(1000)
     np.testing.assert_array_equal(h_rest.epochs, np.arange(1000, 2000))
     np.testing.assert_array_equal(h_rest.losses, h_full.losses[1000:])
-    for a, b in zip(jax.tree_util.tree_leaves(full._state), jax.tree_util.tree_leaves(resumed._state)):
+    for a, b in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # the networks hold the restored/trained values too
     x = jnp.linspace(0, 1, 5)[:, None]
@@ -489,5 +489,5 @@ def test_manual_save_outside_a_solve(tmp_path: Path) -> None:
     data = cb.restore(step=0)
     assert data.metadata["epoch"] == 0 and cb.all_steps == [0]
     np.testing.assert_allclose(data.metadata["individual_losses"], [float(v) for v in p.crux.eval(p.losses)], rtol=1e-5)
-    for path, want in param_arrays(jax.device_get(p.crux._state)).items():
+    for path, want in param_arrays(jax.device_get(p.crux.state)).items():
         np.testing.assert_array_equal(data.arrays[path], want)

@@ -335,7 +335,7 @@ def test_killed_writers_temporary_file_is_ignored_and_removed_on_reopen(tmp_path
     sink.log_metrics(step=1, metrics={"hm": Heatmap(2 * np.ones((2, 2)))})
     sink.close_run()
     folder = tmp_path / "run" / "arrays" / "hm"
-    from jno_core._arrayfile import encode_array_file
+    from jno_core.arrayfile import encode_array_file
 
     # a writer killed while writing step 2 leaves only its temporary file, never a partial .npz
     (folder / ".tmp-00000002.npz").write_bytes(encode_array_file("hm", [(2, "heatmap", 3 * np.ones((2, 2)), None)])[:-5])
@@ -450,7 +450,7 @@ def test_killed_during_batches_keeps_every_delivered_batch(tmp_path: Path) -> No
 
 
 def test_file_names_round_trip_for_any_step_range() -> None:
-    from jno_core._arrayfile import file_name, parse_name
+    from jno_core.arrayfile import file_name, parse_name
 
     for first, last, n in [(0, 0, 1), (5, 10, 1), (5, 10, 3), (-3, -3, 1), (-3, 4, 2), (123456789, 223456789, 1)]:
         assert parse_name(file_name(first, last, n)) == (first, last, n)

@@ -196,7 +196,7 @@ def test_restore_best_restores_the_best_boundary_parameters() -> None:
     boundaries = [b for b in range(0, hist.n_epochs, 10)]
     b = max(boundaries, key=lambda k: tl[k])
     assert es.restored_epoch == b
-    now = [np.asarray(a) for a in jax.tree_util.tree_leaves(p.crux._state[0])]
+    now = [np.asarray(a) for a in jax.tree_util.tree_leaves(p.crux.state[0])]
     for got, want in zip(now, probe.params[b]):
         np.testing.assert_array_equal(got, want)
     # the network holds the restored values after the solve

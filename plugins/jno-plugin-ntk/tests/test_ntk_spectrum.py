@@ -228,7 +228,7 @@ def test_memory_depends_on_n_points_not_on_collocation_points():
         from jno_core.compile import Env, evaluate
 
         full = jax.jit(lambda p, pts: evaluate(pde.grad(net), Env(p, pts))).lower(
-            crux._state[0], crux._points).compile().memory_analysis()
+            crux.state[0], crux.points).compile().memory_analysis()
         stats[n_int] = (ma.argument_size_in_bytes, ma.temp_size_in_bytes, ma.output_size_in_bytes,
                         full.output_size_in_bytes)
     (n1, s1), (n2, s2) = sorted(stats.items())

@@ -185,14 +185,14 @@ def test_live_solve_follows_the_paper_update() -> None:
 def test_trackers_and_eval_do_not_advance_the_state() -> None:
     _, w_pde, w_bc, crux = spec_problem(True)
     crux.solve(25)
-    before = np.asarray(crux._state[2][w_pde.scheme.key])
+    before = np.asarray(crux.state[2][w_pde.scheme.key])
     for _ in range(3):
         vals = crux.eval([w_pde, w_bc, w_pde.tracker(), w_pde * 2.0])
-    np.testing.assert_array_equal(np.asarray(crux._state[2][w_pde.scheme.key]), before)
+    np.testing.assert_array_equal(np.asarray(crux.state[2][w_pde.scheme.key]), before)
     w_now = np.asarray(w_pde.scheme.weights(jnp.asarray(before)))
     np.testing.assert_allclose([float(vals[0]), float(vals[1])], w_now, rtol=1e-6)
     np.testing.assert_allclose(float(vals[3]), 2 * w_now[0], rtol=1e-6)
-    assert int(crux._state[3]) == 25
+    assert int(crux.state[3]) == 25
 
 
 def test_trackers_do_not_change_the_trajectory() -> None:

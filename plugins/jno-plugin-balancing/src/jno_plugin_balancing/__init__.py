@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._balancers import GradientNormBalanced, NtkBalanced, TrackerBalancer, inverse_weights
 

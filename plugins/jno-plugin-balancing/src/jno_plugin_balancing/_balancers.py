@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jno_core import expr as E
-from jno_core.errors import JnoPluginError
-from jno_core.weighting import HostWeightPlaceholder, HostWeights
+from jno_core.api import expr as E
+from jno_core.api import JnoPluginError
+from jno_core.api import HostWeightPlaceholder, HostWeights
 
 __all__ = ["TrackerBalancer", "GradientNormBalanced", "NtkBalanced", "inverse_weights"]
 

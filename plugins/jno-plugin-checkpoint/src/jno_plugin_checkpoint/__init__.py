@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._callback import Checkpoint
 from ._format import CheckpointData, list_steps, read_checkpoint

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jno_core.compile import Env, evaluate
-from jno_core.errors import CheckpointError, ConfigError
-from jno_core.hookspecs import hookimpl
+from jno_core.api import CheckpointError, ConfigError
+from jno_core.api import hookimpl
 
 from . import _format as F
 from ._restore import apply_state, collect_plugin_state, load_into
@@ -51,7 +49,7 @@ def _lower_priority() -> None:
 def _stateful_concurrent_plugins(exclude: Any) -> bool:
     """Whether a registered plugin with ``jno_state`` may still be firing on the diagnostics
     thread (its state must then be complete before a save collects it)."""
-    from jno_core.plugins import get_plugin_manager
+    from jno_core.api import get_plugin_manager
 
     return any(p is not exclude and callable(getattr(p, "jno_state", None))
                and "on_epoch" in getattr(p, "concurrent_hooks", ())
@@ -111,7 +109,7 @@ class Checkpoint:
         fsync: bool = True,
     ) -> None:
         if directory is None:
-            from jno_core.run import current_run
+            from jno_core.api import current_run
 
             run = current_run()
             if run is None:
@@ -198,23 +196,11 @@ class Checkpoint:
     # ------------------------------------------------------------------ saving
     def save(self, crux: Any, wait: bool = True) -> None:
         """Save ``crux``'s current state now (outside a solve, or from a hook)."""
-        from jno_core.run import current_run
+        from jno_core.api import current_run
 
-        if crux._state is None:
-            crux._ensure_state()
         self._save(crux, int(crux.epoch), current_run())
         if wait:
             self._drain(block=True)
-
-    @staticmethod
-    def _loss_traceable(crux: Any) -> Callable[..., jax.Array]:
-        terms = list(crux.loss_terms)
-
-        def f(p: Any, pts: Any, inp: Any, w: Any) -> jax.Array:
-            env = Env(p, pts, w, inp)
-            return jnp.stack([evaluate(c, env) for c in terms])
-
-        return f
 
     def _prepare_loss_fn(self, crux: Any) -> None:
         """Queue the compilation of :meth:`_loss_fn` (against the live state's shapes) as the
@@ -224,10 +210,9 @@ class Checkpoint:
         for their first fire); jobs run in order, so every later write finds it compiled."""
         if crux in self._loss_fns:
             return
-        st = crux._state
-        args = (st[0], crux._points, crux._current_inputs(), crux._current_weights(st))
-        f = self._loss_traceable(crux)
-        self._loss_fns[crux] = self._start_writer().submit(lambda: jax.jit(f).lower(*args).compile())
+        st = crux.state
+        args = (st.params, crux.points, crux.current_inputs(), crux.weights(st))
+        self._loss_fns[crux] = self._start_writer().submit(lambda: jax.jit(crux.loss_fn).lower(*args).compile())
 
     def _loss_fn(self, crux: Any) -> Any:
         """``f(params, points, inputs, weights) -> (N,)`` the constraint losses as training
@@ -236,7 +221,7 @@ class Checkpoint:
         if isinstance(fn, cf.Future):
             fn = self._loss_fns[crux] = fn.result()
         if fn is None:
-            fn = self._loss_fns[crux] = jax.jit(self._loss_traceable(crux))
+            fn = self._loss_fns[crux] = jax.jit(crux.loss_fn)
         return fn
 
     def _structure(self, crux: Any, state: Any) -> tuple[Any, list[Any], list[dict[str, Any]], str]:
@@ -270,11 +255,11 @@ class Checkpoint:
         if jax.process_index() != 0:
             return
         t0 = time.perf_counter()
-        state = crux._state
+        state = crux.state
         treedef, leaves, info, structure = self._structure(crux, state)
         copier = self._copier
         flats = copier(leaves)
-        job = [int(epoch), crux, treedef, (copier, flats), info, structure, crux._current_inputs(),
+        job = [int(epoch), crux, treedef, (copier, flats), info, structure, crux.current_inputs(),
                collect_plugin_state(crux, exclude=self), time.time(), None]
         self._last_saved = (id(crux), int(epoch))
         if defer:
@@ -315,7 +300,7 @@ class Checkpoint:
     def _losses(self, crux: Any, treedef: Any, host: list[np.ndarray], info: list[dict[str, Any]], inputs: Any) -> np.ndarray:
         """Writer thread: the losses at the saved parameters, from the host copy."""
         state = F.state_from_canonical(crux, jax.tree_util.tree_unflatten(treedef, F.from_host(host, info)))
-        return np.asarray(self._loss_fn(crux)(state[0], crux._points, inputs, crux.scheme_weights(state[2])),
+        return np.asarray(self._loss_fn(crux)(state[0], crux.points, inputs, crux.scheme_weights(state[2])),
                           np.float64)
 
     def _write(self, job: tuple) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.errors import CheckpointError
+from jno_core.api import CheckpointError
 
 __all__ = [
     "FORMAT",

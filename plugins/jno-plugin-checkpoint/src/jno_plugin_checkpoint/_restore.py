@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.errors import CheckpointError
-from jno_core.plugins import plugin_name
+from jno_core.api import CheckpointError
+from jno_core.api import plugin_name
 
 from . import _format as F
 
@@ -55,26 +55,13 @@ def load_into(crux: Any, data: F.CheckpointData) -> None:
     """Replace ``crux``'s whole train state (parameters, optimizer states incl. their step
     counts, weighting-scheme states, epoch) with the checkpoint's; write the parameters back
     to the networks; restore the weight providers' host state."""
-    if getattr(crux, "_solving", False):
+    if crux.solving:
         raise CheckpointError("cannot restore into a solver while it is solving; restore before solve().")
-    crux._ensure_state()
-    paths, live, treedef = F.flatten_state(crux, crux._state)
+    paths, live, treedef = F.flatten_state(crux, crux.state)
     _check_structure(data, paths, live)
     info = {d["path"]: d for d in data.structure["leaves"]}
     leaves = [_restore_leaf(data.arrays[p], leaf, info[p]) for p, leaf in zip(paths, live)]
-    state = F.state_from_canonical(crux, jax.tree_util.tree_unflatten(treedef, leaves))
-    epoch = int(np.asarray(state[3]))
-    if hasattr(crux, "load_state"):
-        crux.load_state(state)
-    else:  # the core has no public setter (yet): the documented internals of Core
-        layout = getattr(crux, "_layout", None)
-        if layout is not None and getattr(layout, "mesh", None) is not None:
-            from jno_core.sharding import replicate
-
-            state = replicate(state, layout.mesh)
-        crux._state = state
-        crux.epoch = epoch
-        crux._sync_back()
+    crux.load_state(F.state_from_canonical(crux, jax.tree_util.tree_unflatten(treedef, leaves)))
     providers = data.plugin_state.get("providers", [])
     for prov, st in zip(crux.providers.values(), providers):
         if st is not None and hasattr(prov, "jno_load_state"):
@@ -84,7 +71,7 @@ def load_into(crux: Any, data: F.CheckpointData) -> None:
 def collect_plugin_state(crux: Any, exclude: Any = None) -> dict[str, Any]:
     """JSON state of the solver's weight providers (in order) and of every registered plugin
     implementing ``jno_state()`` (by plugin name)."""
-    from jno_core.plugins import get_plugin_manager
+    from jno_core.api import get_plugin_manager
 
     providers = [p.jno_state() if hasattr(p, "jno_state") else None for p in crux.providers.values()]
     plugins: dict[str, Any] = {}

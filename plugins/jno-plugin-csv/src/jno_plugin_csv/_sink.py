@@ -3,7 +3,7 @@
 The layout is defined in :mod:`jno_core.replay` (which also reads it back): scalars are rows
 appended to ``metrics.csv``; heatmaps, histograms and arrays go to compressed files
 ``arrays/<key>/<first step>-<last step>.npz``, one per key and delivery
-(:mod:`jno_core._arrayfile`). Every delivery (a
+(:mod:`jno_core.arrayfile`). Every delivery (a
 ``log_metrics`` call, or a ``log_metrics_batch`` call with everything the delivery thread had
 queued) writes ``metrics.csv`` with one ``write`` and ends with the files flushed to the
 operating system, so a killed process keeps everything it logged: readers ignore a killed
@@ -25,10 +25,10 @@ from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
-from jno_core._arrayfile import TMP_PREFIX, ArrayRecord, encode_array_file, file_name, parse_name, read_array_file
-from jno_core.hookspecs import hookimpl
-from jno_core.metrics import Array, Heatmap, Histogram, Scalar, as_metric
-from jno_core.replay import (
+from jno_core.api import TMP_PREFIX, ArrayRecord, encode_array_file, file_name, parse_name, read_array_file
+from jno_core.api import hookimpl
+from jno_core.api import Array, Heatmap, Histogram, Scalar, as_metric
+from jno_core.api import (
     ARRAYS_DIR,
     CHECKPOINTS_FILE,
     CHECKPOINTS_HEADER,

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._callback import EarlyStopping
 

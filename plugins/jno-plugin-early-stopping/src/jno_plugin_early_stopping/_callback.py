@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 __all__ = ["EarlyStopping"]
 
@@ -184,12 +184,7 @@ class EarlyStopping:
             return
         epoch, _, params = self._best_params
         crux = ctx.crux
-        state = crux._state
-        new = (params,) + tuple(state[1:])
-        if hasattr(crux, "load_state"):
-            crux.load_state(new)
-        else:
-            crux._state = new
+        crux.load_state(crux.state._replace(params=params))
         self.restored_epoch = epoch
 
     # ------------------------------------------------------------------ checkpoint state

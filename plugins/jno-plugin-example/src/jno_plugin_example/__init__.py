@@ -31,8 +31,8 @@ import numpy as np
 # ``hookimpl`` marks functions/methods as implementations of jno's hooks (pluggy marker
 # for the project name "jno"). ``Tracker`` implements ``on_solve_begin`` / ``on_epoch`` and
 # the bookkeeping every tracker needs; a subclass only fills in three methods.
-from jno_core.hookspecs import hookimpl
-from jno_core.tracker import Tracker
+from jno_core.api import hookimpl
+from jno_core.api import Tracker
 
 __all__ = ["ParameterNorm", "parameter_norm", "jno_register_trackers"]
 

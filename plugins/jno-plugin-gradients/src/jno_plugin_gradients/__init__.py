@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._math import alignment_of, cosine_matrix, gradient_norms_of, unit_rows
 from ._trackers import CosSimilarity, GradientAlignment, GradientNorms, GradientTracker

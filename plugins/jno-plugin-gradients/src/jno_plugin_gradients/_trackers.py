@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from jno_core import compile_pool
-from jno_core.metrics import Heatmap
-from jno_core.tracker import Tracker
+from jno_core.api import compile_pool
+from jno_core.api import Heatmap
+from jno_core.api import Tracker
 
 from ._math import alignment_of, cosine_matrix, gradient_norms_of
 
@@ -69,10 +69,10 @@ class GradientTracker(Tracker):
         compile_pool.run_async(ctx, ("gradient_matrix", id(sel)), compile_and_warm, owner=self.name)
         compile_pool.settle(ctx, self)
 
-    def _still_prepared(self, ctx: Any) -> bool:
+    def still_prepared(self, ctx: Any) -> bool:
         """Also: ``G`` comes from the device chunk in this solve, or the standalone function
         was compiled (a later solve of the same solver may need it where an earlier did not)."""
-        if not super()._still_prepared(ctx):
+        if not super().still_prepared(ctx):
             return False
         on_device = getattr(ctx, "gradient_matrix_on_device", None)
         if on_device is not None and on_device(self.mask):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._lanczos import lanczos_tridiagonal, tridiagonal_eigvals
 from ._tracker import SEED, HessianSpectrum, hessian_spectrum

@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core import compile_pool
-from jno_core import expr as E
-from jno_core.compile import Env, evaluate
-from jno_core.tracker import Tracker
+from jno_core.api import compile_pool
+from jno_core.api import expr as E
+from jno_core.api import Env, evaluate
+from jno_core.api import Tracker
 
 from ._lanczos import lanczos_tridiagonal, tridiagonal_eigvals
 
@@ -109,7 +109,7 @@ class HessianSpectrum(Tracker):
         self.n_iter_eff: int | None = None
         self.k_eff: int | None = None
         self.indices: list[int] | None = None
-        self._pending: compile_pool.Pending | None = None
+        self.pending: compile_pool.Pending | None = None
         self._v0: jax.Array | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -119,7 +119,7 @@ class HessianSpectrum(Tracker):
         self.indices = (None if self.constraints is None
                         else [ctx.constraint_index(c) for c in self.constraints])
         if self.indices is not None:
-            self._static_result = {"constraint_indices": np.asarray(self.indices, np.int64)}
+            self.static_result = {"constraint_indices": np.asarray(self.indices, np.int64)}
         m = min(self.n_iter, sel.size)
         k = min(self.k, m)
         self.n_iter_eff, self.k_eff = m, k
@@ -147,7 +147,7 @@ class HessianSpectrum(Tracker):
         # LLVM optimisation level 1 instead of 2: ~12 % less compile CPU for this large
         # (forward-over-reverse of the loss) function, same run time (script 09: 1.85 s vs
         # 2.1 s CPU, 2.4 ms per fire either way)
-        self._pending = compile_pool.compile_async(ctx, f"hessian_spectrum:{id(self)}", fire, *args,
+        self.pending = compile_pool.compile_async(ctx, f"hessian_spectrum:{id(self)}", fire, *args,
                                                    owner=self.name,
                                                    compiler_options={"xla_backend_optimization_level": 1})
         compile_pool.settle(ctx, self)
@@ -155,7 +155,7 @@ class HessianSpectrum(Tracker):
     @property
     def compiled(self) -> Any:
         """The compiled fire (``jax.stages.Compiled``; None before :meth:`prepare`)."""
-        return None if self._pending is None else self._pending.result()
+        return None if self.pending is None else self.pending.result()
 
     # ------------------------------------------------------------------ fire
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._directions import filter_normalise, random_directions, selected_arrays
 from ._tracker import LossLandscape, grid_coordinates, loss_landscape

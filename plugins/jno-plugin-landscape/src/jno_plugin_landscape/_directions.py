@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jno_core.masks import selected_leaves
+from jno_core.api import selected_leaves
 
 __all__ = ["filter_normalise", "selected_arrays", "random_directions"]
 

@@ -36,10 +36,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core import compile_pool
-from jno_core.compile import Env, evaluate
-from jno_core.metrics import Heatmap
-from jno_core.tracker import Tracker
+from jno_core.api import compile_pool
+from jno_core.api import Env, evaluate
+from jno_core.api import Heatmap
+from jno_core.api import Tracker
 
 from ._directions import random_directions
 
@@ -120,7 +120,7 @@ class LossLandscape(Tracker):
                            else _check_int(batch_size, "batch_size", "batch_size=15"))
         self.alphas = grid_coordinates(self.n_grid, self.alpha_range)
         self.directions: tuple[jax.Array, jax.Array] | None = None
-        self._pending: compile_pool.Pending | None = None
+        self.pending: compile_pool.Pending | None = None
         self._fires = 0
 
     # ------------------------------------------------------------------ set-up
@@ -133,7 +133,7 @@ class LossLandscape(Tracker):
         coords = np.stack(np.meshgrid(alphas, alphas, indexing="ij"), axis=-1).reshape(n * n, 2)
         batch = self.batch_size or default_batch_size(n, sum(int(v.shape[0]) for v in ctx.points.values()))
         seed, ignore_bias = self.seed, self.ignore_bias
-        self._static_result = {"alphas": alphas.astype(np.float32)}
+        self.static_result = {"alphas": alphas.astype(np.float32)}
 
         def fire(params: Any, points: Any, inputs: Any, weights: Any,
                  draw: jax.Array) -> tuple[jax.Array, ...]:
@@ -152,14 +152,14 @@ class LossLandscape(Tracker):
 
         args = (ctx.params, ctx.points, ctx.inputs, ctx.weights, np.int32(0))
         # traced here, compiled and run once (warm-up) on the compile pool
-        self._pending = compile_pool.compile_async(ctx, f"loss_landscape:{id(self)}", fire, *args,
+        self.pending = compile_pool.compile_async(ctx, f"loss_landscape:{id(self)}", fire, *args,
                                                    owner=self.name)
         compile_pool.settle(ctx, self)
 
     @property
     def compiled(self) -> Any:
         """The compiled grid evaluation (``jax.stages.Compiled``; None before :meth:`prepare`)."""
-        return None if self._pending is None else self._pending.result()
+        return None if self.pending is None else self.pending.result()
 
     # ------------------------------------------------------------------ fire
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._tracker import SEED, NtkSpectrum, floor_of, ntk_spectrum, subsample_indices
 

@@ -37,12 +37,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core import compile_pool
-from jno_core import expr as E
-from jno_core.compile import trainable_key
-from jno_core.metrics import Histogram
-from jno_core.parameter import TrainableParameter
-from jno_core.tracker import Tracker
+from jno_core.api import compile_pool
+from jno_core.api import expr as E
+from jno_core.api import trainable_key
+from jno_core.api import Histogram
+from jno_core.api import TrainableParameter
+from jno_core.api import Tracker
 
 __all__ = ["NtkSpectrum", "ntk_spectrum", "subsample_indices", "SEED", "floor_of", "is_pointwise"]
 
@@ -159,7 +159,7 @@ class NtkSpectrum(Tracker):
         self.n_points = _check_int(n_points, "n_points", "n_points=256")
         self.top_k = _check_int(top_k, "top_k", "top_k=10")
         self.indices: np.ndarray | None = None
-        self._pending: compile_pool.Pending | None = None
+        self.pending: compile_pool.Pending | None = None
         self._points: dict[str, jax.Array] = {}
         self._param_keys: list[str] = []
         self.strategy: str | None = None
@@ -167,7 +167,7 @@ class NtkSpectrum(Tracker):
     # ------------------------------------------------------------------ set-up
     def prepare(self, ctx: Any) -> None:
         """Pick the point subset, build the sub-sampled points dict and compile the fire."""
-        from jno_core.domain import point_set
+        from jno_core.api import point_set
 
         nodes = E.walk([self.grad_expr])
         target = self.grad_expr.point_set
@@ -175,7 +175,7 @@ class NtkSpectrum(Tracker):
         full = {s: (ctx.points[s] if s in ctx.points else jnp.asarray(point_set(s).points)) for s in sets}
         idx = subsample_indices(int(full[target].shape[0]), self.n_points)
         self.indices = idx
-        self._static_result = {"indices": idx}
+        self.static_result = {"indices": idx}
         self._points = {s: (jnp.asarray(np.asarray(a)[idx]) if s == target else a) for s, a in full.items()}
 
         nets = [n.net for n in nodes if isinstance(n, (E.NetworkCall, E.NetworkGradient))]
@@ -222,14 +222,14 @@ class NtkSpectrum(Tracker):
             return _spectrum(jacobian(params, points, inputs, weights), k)
 
         # traced here, compiled and run once (warm-up) on the compile pool
-        self._pending = compile_pool.compile_async(ctx, f"ntk_spectrum:{id(self)}", fire, *self._args(ctx),
+        self.pending = compile_pool.compile_async(ctx, f"ntk_spectrum:{id(self)}", fire, *self._args(ctx),
                                                    owner=self.name)
         compile_pool.settle(ctx, self)
 
     @property
     def compiled(self) -> Any:
         """The compiled fire (``jax.stages.Compiled``; None before :meth:`prepare`)."""
-        return None if self._pending is None else self._pending.result()
+        return None if self.pending is None else self.pending.result()
 
     def _args(self, ctx: Any) -> tuple[Any, ...]:
         params = ctx.params

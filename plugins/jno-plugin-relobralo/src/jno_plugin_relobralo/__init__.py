@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from jno_core.hookspecs import hookimpl
-from jno_core.weighting import WeightPlaceholder
+from jno_core.api import hookimpl
+from jno_core.api import WeightPlaceholder
 
 from ._scheme import ALPHA, BETA, TAU, ReLoBRaLo, lookback_uniform, relobralo_step
 

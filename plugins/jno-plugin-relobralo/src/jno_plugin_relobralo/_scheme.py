@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
-from jno_core.weighting import WeightingScheme
+from jno_core.api import WeightingScheme
 
 __all__ = ["ReLoBRaLo", "relobralo_step", "lookback_uniform", "ALPHA", "BETA", "TAU"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._tracker import ResidualStats, residual_statistics
 

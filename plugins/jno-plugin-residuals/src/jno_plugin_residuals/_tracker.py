@@ -27,10 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core import compile_pool
-from jno_core.expr import Placeholder
-from jno_core.metrics import Histogram
-from jno_core.tracker import Tracker
+from jno_core.api import compile_pool
+from jno_core.api import Placeholder
+from jno_core.api import Histogram
+from jno_core.api import Tracker
 
 __all__ = ["ResidualStats", "residual_statistics"]
 
@@ -98,7 +98,7 @@ class ResidualStats(Tracker):
         self.indices: list[int] | None = None
         #: the flattened residual values ``[(M_k,)]`` of the latest fire (host arrays)
         self.last_residuals: list[np.ndarray] | None = None
-        self._pending: compile_pool.Pending | None = None
+        self.pending: compile_pool.Pending | None = None
 
     def _resolve(self, ctx: Any) -> list[int]:
         if self.constraints is None:
@@ -117,7 +117,7 @@ class ResidualStats(Tracker):
     def prepare(self, ctx: Any) -> None:
         """Resolve the constraints and AOT-compile residuals + statistics in one function."""
         self.indices = self._resolve(ctx)
-        self._static_result = {"indices": np.asarray(self.indices, dtype=np.int64)}
+        self.static_result = {"indices": np.asarray(self.indices, dtype=np.int64)}
         field_fn = ctx.expr_fn(ctx.residual_exprs(self.indices))
 
         def fn(params: Any, points: Any, inputs: Any, weights: Any) -> Any:

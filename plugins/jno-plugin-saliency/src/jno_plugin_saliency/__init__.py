@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._tracker import InputSensitivity, saliency_summary
 

@@ -20,13 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core import compile_pool
-from jno_core import expr as E
-from jno_core.compile import node_key, trainable_key
-from jno_core.domain import point_set
-from jno_core.metrics import Histogram
-from jno_core.parameter import TrainableParameter
-from jno_core.tracker import Tracker
+from jno_core.api import compile_pool
+from jno_core.api import expr as E
+from jno_core.api import node_key, trainable_key
+from jno_core.api import point_set
+from jno_core.api import Histogram
+from jno_core.api import TrainableParameter
+from jno_core.api import Tracker
 
 __all__ = ["InputSensitivity", "saliency_summary"]
 
@@ -73,7 +73,7 @@ class InputSensitivity(Tracker):
         self.expr: E.Placeholder = E.as_expr(expr)
         #: shape of one fire's value (known after :meth:`prepare`)
         self.shape: tuple[int, ...] | None = None
-        self._pending: compile_pool.Pending | None = None
+        self.pending: compile_pool.Pending | None = None
         self._keys: list[str] = []
         self._fixed: dict[str, Any] = {}
         self._points: list[str] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._sink import TensorBoardSink
 

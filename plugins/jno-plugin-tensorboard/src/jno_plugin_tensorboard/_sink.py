@@ -45,10 +45,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from jno_core.binning import SMALL, finite_values, histogram_lists, histogram_of_list
-from jno_core.colormap import encode_png, heatmap_to_rgb
-from jno_core.hookspecs import hookimpl
-from jno_core.metrics import Array, Heatmap, Histogram, Scalar, as_metric
+from jno_core.api import SMALL, finite_values, histogram_lists, histogram_of_list
+from jno_core.api import encode_png, heatmap_to_rgb
+from jno_core.api import hookimpl
+from jno_core.api import Array, Heatmap, Histogram, Scalar, as_metric
 
 __all__ = [
     "TensorBoardSink",

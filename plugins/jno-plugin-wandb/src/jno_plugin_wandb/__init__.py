@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from jno_core.hookspecs import hookimpl
+from jno_core.api import hookimpl
 
 from ._offline import OfflineRun, find_offline_runs, read_offline_run
 from ._sink import WandbSink, artifact_name, import_wandb

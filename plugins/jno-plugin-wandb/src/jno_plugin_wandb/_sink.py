@@ -43,10 +43,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from jno_core.binning import finite_values, histogram_lists
-from jno_core.colormap import heatmap_to_rgb
-from jno_core.hookspecs import hookimpl
-from jno_core.metrics import Array, Heatmap, Histogram, Scalar, as_metric
+from jno_core.api import finite_values, histogram_lists
+from jno_core.api import heatmap_to_rgb
+from jno_core.api import hookimpl
+from jno_core.api import Array, Heatmap, Histogram, Scalar, as_metric
 
 __all__ = ["WandbSink", "import_wandb", "artifact_name", "JNO_OPTIONS", "DEFAULT_INIT_TIMEOUT"]
 
@@ -335,7 +335,7 @@ class WandbSink:
         if self._closed:
             return
         try:
-            from jno_core import run as jrun
+            from jno_core.api import run as jrun
 
             current = jrun.current_run()
             if current is self._jno_run and self in getattr(current, "sinks", []):

@@ -1,0 +1,295 @@
+"""The compiled step and chunk: one ``lax.while_loop`` over a fixed per-chunk loss buffer
+(so any chunk length reuses one compilation) that trains epoch by epoch and keeps parameter
+snapshots at the epochs the schedule asks for (:mod:`jno_core.schedule`); deferred fires read
+them after the chunk (:class:`ChunkSlots`).
+
+:func:`compile_chunk` builds and AOT-compiles it for a solver (cached per batch size, seed,
+device layout and gradient selectors); :class:`Chunk` is one dispatched (asynchronous) run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .batching import sample_points
+from .compile import Env, evaluate
+from .context import constraint_gradients
+from .state import TrainState
+
+__all__ = ["ChunkSlots", "Chunk", "make_step", "make_chunk", "snapshot_slots", "make_take_slot", "make_slot_gradients",
+           "compile_chunk", "dispatch_chunk"]
+
+
+class ChunkSlots:
+    """What one chunk's deferred fires share: its parameter snapshots (``snaps``: the
+    ``(params, scheme_states)`` pytrees with a leading axis of ``K`` slots), the epoch of each
+    used slot, and results computed for all of the chunk's slots in one device call
+    (:meth:`batch`: the gradient matrices, :meth:`SolveContext.slot_values`), each computed
+    once, by the first fire that asks, and copied to the host (thread-safe)."""
+
+    def __init__(self, snaps: Any, points: Any, inputs: Any, epochs: Sequence[int], n_slots: int,
+                 slot_grads: Any = None, gsel: Sequence[Any] = (), g_at: np.ndarray | None = None) -> None:
+        self.snaps, self.points, self.inputs = snaps, points, inputs
+        self.epochs = [int(e) for e in epochs]
+        self.n_slots = n_slots
+        self._slot_grads, self._gsel = slot_grads, list(gsel)
+        self._g_at = np.zeros(n_slots, bool) if g_at is None else g_at.copy()
+        self._lock = threading.Lock()
+        self._locks: dict[Any, threading.Lock] = {}
+        self._memo: dict[Any, Any] = {}
+
+    def wanted(self, interval: int) -> np.ndarray:
+        """``(K,)`` bool: the used slots whose epoch is a multiple of ``interval``."""
+        w = np.zeros(self.n_slots, bool)
+        w[: len(self.epochs)] = [e % interval == 0 for e in self.epochs]
+        return w
+
+    def batch(self, key: Any, compute: Any) -> Any:
+        """The host copy (NumPy leaves, leading slot axis) of ``compute()``, a device call
+        over the chunk's slots, computed once per ``key``."""
+        with self._lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._memo.get(key)
+            if hit is None:
+                hit = jax.tree_util.tree_map(np.asarray, compute())
+                with self._lock:
+                    self._memo[key] = hit
+        return hit
+
+    def gradient_matrix(self, j: int, sel: Any) -> np.ndarray | None:
+        """``G`` ``(N, P_sel)`` of selector ``sel`` at slot ``j`` if the chunk computes it
+        there (all wanted slots in one call), else None."""
+        if self._slot_grads is None or not self._g_at[j]:
+            return None
+        for k, g in enumerate(self._gsel):
+            if g is sel:
+                gs = self.batch("G", lambda: self._slot_grads(self.snaps[0], self.points, self.inputs, self._g_at))
+                return gs[k][j]
+        return None
+
+    def slot_values(self, pending: Any, interval: int, j: int) -> Any:
+        """Slot ``j`` of the compiled slot-batch function behind ``pending`` (see
+        :meth:`SolveContext.compile_slot_batch`), run over the slots where ``interval`` fires."""
+        out = self.batch(("slot_batch", id(pending)), lambda: pending.result()(
+            self.snaps[0], self.snaps[1], self.points, self.inputs, self.wanted(interval)))
+        return jax.tree_util.tree_map(lambda a: a[j], out)
+
+
+class Chunk:
+    """One dispatched chunk: where it starts (``e``), its planned length ``n``, its
+    snapshot plan, what it started from (``before``, ``points``, ``inputs``), the
+    (future) outputs of the chunk function and when it was dispatched."""
+
+    __slots__ = ("e", "n", "snap_epochs", "snap_at", "g_at", "before", "points", "inputs", "outs", "t_dispatch")
+
+    def __init__(self, e: int, n: int, snap_epochs: list[int], snap_at: np.ndarray, g_at: np.ndarray, before: Any,
+                 points: Any, inputs: Any, outs: Any, t_dispatch: float) -> None:
+        self.e, self.n, self.snap_epochs, self.snap_at, self.g_at = e, n, snap_epochs, snap_at, g_at
+        self.before, self.points, self.inputs, self.outs, self.t_dispatch = before, points, inputs, outs, t_dispatch
+
+
+def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
+    """The train step ``step(state, points, inputs, log_every) -> (state, row)``: one
+    optimizer update of every trained network and parameter and one update of every
+    weighting scheme; ``row`` ``(N + 3,)`` = total loss, the ``N`` constraint losses, and (at
+    logged epochs, else NaN) the global gradient and parameter norms."""
+    terms = crux.loss_terms
+    trained = list(crux.trained_keys)
+    txs = {k: crux.trainables[k].tx for k in trained}
+    schemes = dict(crux.schemes)
+
+    def step(state: Any, points: Any, inputs: Any, log_every: jax.Array) -> tuple[Any, jax.Array]:
+        params, opt, wstates, epoch = state
+        weights = crux.scheme_weights(wstates)
+        if batchsize is not None:
+            points = sample_points(points, batchsize, seed, epoch)
+
+        def loss_fn(p: Any) -> Any:
+            env = Env(p, points, weights, inputs)
+            vals = jnp.stack([evaluate(c, env) for c in terms])
+            sl = {k: jnp.stack([evaluate(l, env) for l in s.losses]) for k, s in schemes.items()}
+            return jnp.sum(vals), (vals, sl)
+
+        tp = {k: params[k] for k in trained}
+
+        def loss_trained(tp_: Any) -> Any:
+            return loss_fn({**params, **tp_})
+
+        (total, (vals, sl)), grads = jax.value_and_grad(loss_trained, has_aux=True)(tp)
+        new_params = dict(params)
+        new_opt = {}
+        for k in trained:
+            upd, new_opt[k] = txs[k].update(grads[k], opt[k], params[k])
+            new_params[k] = optax.apply_updates(params[k], upd)
+        new_w = {k: s.update(wstates[k], jax.lax.stop_gradient(sl[k]), epoch) for k, s in schemes.items()}
+        # the global norms cost ~10% of a tiny PINN step: only at logged epochs
+        norms = jax.lax.cond(
+            epoch % log_every == 0,
+            lambda: jnp.stack([optax.global_norm(grads), optax.global_norm(tp)]),
+            lambda: jnp.full((2,), jnp.nan, jnp.float32),
+        )
+        row = jnp.concatenate([total[None], vals, norms]).astype(jnp.float32)
+        return TrainState(new_params, new_opt, new_w, epoch + 1), row
+
+    return step
+
+
+def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> Any:
+    """The chunk function ``chunk(state, points, inputs, n, log_every, snap_at) -> (state,
+    rows (L, N + 3), epochs run, ok, snapshots, slots used)``: up to ``n`` train steps (stopping
+    at a non-finite loss), with the parameters and scheme states at the epochs of ``snap_at``
+    kept in ``K`` snapshot slots."""
+    step = make_step(crux, batchsize, seed)
+    L = crux.chunk_size
+    n_terms = len(crux.loss_terms)
+    K = snapshot_slots(crux, gsel)
+
+    def chunk(state: Any, points: Any, inputs: Any, n: jax.Array, log_every: jax.Array,
+              snap_at: jax.Array) -> Any:
+        buf = jnp.full((L, n_terms + 3), jnp.nan, jnp.float32)
+        # parameters and scheme states at the epochs in ``snap_at`` (ascending, padded
+        # with -1): deferred fires read them after the chunk (see _loop). The gradient
+        # matrices of those epochs are computed after the chunk too, all slots in one
+        # call (_make_slot_gradients): computed in here, they made every epoch of the
+        # chunk ~8 us slower on script 09 (same HLO for the per-epoch loop; measured by
+        # timing 1,000-epoch chunks compiled with and without them, interleaved), more
+        # than they cost to compute.
+        snaps = jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + jnp.shape(x), jnp.result_type(x)),
+                                       (state[0], state[2]))
+
+        e0 = state[3]
+
+        def run_until(c: Any, stop: jax.Array) -> Any:
+            """Train steps from ``c = (i, state, buf, ok)`` until epoch index ``stop``
+            (or a non-finite loss): the per-epoch loop, free of snapshot conditionals."""
+            def cond(ci: Any) -> jax.Array:
+                return (ci[0] < stop) & ci[3]
+
+            def body(ci: Any) -> Any:
+                i, s, b, _ = ci
+                s2, row = step(s, points, inputs, log_every)
+                ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
+                b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
+                # on a non-finite loss the loop stops; the host recomputes the state
+                # before that step by re-running the chunk (cheaper than selecting)
+                return i + 1, s2, b, ok
+
+            return jax.lax.while_loop(cond, body, c)
+
+        def outer_cond(c: Any) -> jax.Array:
+            return (c[0] < n) & c[3]
+
+        def outer_body(c: Any) -> Any:
+            # one segment: train up to the next snapshot epoch, then take the snapshot
+            # (and the gradient matrices) there
+            i, s, b, ok, sn, slot = c
+            k = jnp.minimum(slot, K - 1)
+            has = (slot < K) & (snap_at[k] >= 0)
+            stop = jnp.where(has, jnp.clip(snap_at[k] - e0, 0, n), n)
+            i, s, b, ok = run_until((i, s, b, ok), stop)
+            take = has & ok & (s[3] == snap_at[k])
+            sn = jax.lax.cond(
+                take,
+                lambda x: jax.tree_util.tree_map(lambda buf_, v: buf_.at[k].set(v), x, (s[0], s[2])),
+                lambda x: x,
+                sn,
+            )
+            # a snapshot epoch outside (start, start + n) is skipped, never waited for
+            skip = has & ok & ~take & (i < n)
+            return i, s, b, ok, sn, slot + (take | skip).astype(jnp.int32)
+
+        init = (jnp.int32(0), state, buf, jnp.bool_(True), snaps, jnp.int32(0))
+        i, s, b, ok, sn, slot = jax.lax.while_loop(outer_cond, outer_body, init)
+        return s, b, i, ok, sn, slot
+
+    return chunk
+
+def snapshot_slots(crux: Any, gsel: Sequence[Any] = ()) -> int:
+    """How many parameter snapshots (and gradient matrices) one chunk keeps for deferred
+    fires: up to 8, within a 64 MiB budget (at least 1)."""
+    nbytes = sum(np.dtype(jnp.result_type(x)).itemsize * int(np.prod(jnp.shape(x)))
+                 for x in jax.tree_util.tree_leaves((crux._state[0], crux._state[2])))
+    nbytes += sum(4 * len(crux.loss_terms) * sel.size for sel in gsel)
+    return int(max(1, min(8, (64 << 20) // max(nbytes, 1))))
+
+def make_take_slot(crux: Any) -> Any:
+    def take(snaps: Any, j: jax.Array) -> Any:
+        params, wstates = jax.tree_util.tree_map(lambda b: b[j], snaps)
+        return params, wstates, crux.scheme_weights(wstates)
+
+    return take
+
+def make_slot_gradients(crux: Any, gsel: Sequence[Any]) -> Any:
+    """``f(snap_params, points, inputs, wanted) -> [G]``: for each selector, the gradient
+    matrices ``(K, N, P_sel)`` of the unweighted constraint losses at the ``K`` snapshot
+    slots of a chunk (``snap_params`` has a leading ``K`` axis), in one call; slots where
+    the bool ``wanted`` ``(K,)`` is false are skipped (zeros): a chunk often uses fewer
+    than ``K`` slots (script 09: 5 of 8 on average; vectorising all 8 cost more)."""
+    terms = crux.loss_terms
+
+    def slot_gradients(snap_params: Any, points: Any, inputs: Any, wanted: jax.Array) -> list[jax.Array]:
+        out = []
+        for sel in gsel:
+            def one(params: Any, sel: Any = sel) -> jax.Array:
+                return constraint_gradients(terms, sel, params, points, inputs).astype(jnp.float32)
+
+            def slot(args: Any, one: Any = one, sel: Any = sel) -> jax.Array:
+                params, want = args
+                return jax.lax.cond(want, one, lambda _: jnp.zeros((len(terms), sel.size), jnp.float32),
+                                    params)
+
+            out.append(jax.lax.map(slot, (snap_params, wanted)))
+        return out
+
+    return slot_gradients
+
+def compile_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> float:
+    key = (batchsize, seed if batchsize else None, crux._layout.key, tuple(id(g) for g in gsel))
+    if key in crux._chunk_fns:
+        (crux._chunk_fn, crux._take_slot, crux._slot_grads, crux._n_slots, crux._gsel,
+         crux._snap_template) = crux._chunk_fns[key]
+        return 0.0
+    t0 = time.perf_counter()
+    fn = jax.jit(make_chunk(crux, batchsize, seed, gsel))
+    K = snapshot_slots(crux, gsel)
+    args = (crux._state, crux._points, crux._current_inputs(), np.int32(1), np.int32(1),
+            np.full(K, -1, np.int32))
+    crux._chunk_fn = fn.lower(*args).compile()
+    # compile the slot readers against real (placed/sharded) snapshot buffers: a 0-epoch run
+    empty = crux._chunk_fn(*args[:3], np.int32(0), np.int32(1), args[5])[4]
+    crux._take_slot = jax.jit(make_take_slot(crux))
+    jax.block_until_ready(crux._take_slot(empty, np.int32(0)))
+    crux._slot_grads = None
+    if gsel:
+        wanted = np.ones(K, bool)
+        crux._slot_grads = jax.jit(make_slot_gradients(crux, list(gsel))).lower(
+            empty[0], crux._points, args[2], wanted).compile()
+        # an executable's first run pays one-off set-up: not in the first fire
+        jax.block_until_ready(crux._slot_grads(empty[0], crux._points, args[2], wanted))
+    crux._n_slots = K
+    crux._gsel = list(gsel)
+    crux._snap_template = empty  # shapes and placement of a chunk's snapshots
+    crux._chunk_fns[key] = (crux._chunk_fn, crux._take_slot, crux._slot_grads, K, crux._gsel, empty)
+    return time.perf_counter() - t0
+
+
+def dispatch_chunk(crux: Any, e: int, before: Any, plan: Any, log_every: int) -> Chunk:
+    """Start the chunk at epoch ``e`` from train state ``before`` with ``plan`` (a
+    :class:`~jno_core.schedule.ChunkPlan`); asynchronous: the outputs are futures, and
+    ``before`` may itself be the future of a running chunk."""
+    inputs = crux.current_inputs()
+    points = crux.points
+    outs = crux._chunk_fn(before, points, inputs, np.int32(plan.n), np.int32(log_every), plan.snap_at)
+    return Chunk(e, plan.n, plan.snap_epochs, plan.snap_at, plan.g_at, before, points, inputs, outs,
+                 time.perf_counter())
