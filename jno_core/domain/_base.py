@@ -38,8 +38,8 @@ def point_set(key: str) -> "PointSet":
 
 def domain_records() -> dict[str, dict[str, Any]]:
     """A copy of what every domain of this process drew (shape, time axis, seed, and per
-    point set its tag, count and sampler); ``jno.setup`` stores it in ``config.json``
-    under ``"domains"``."""
+    point set its tag, count and sampler). While a run is open (``jno.setup``), each domain
+    that builds a point set is also written to its ``config.json`` under ``"domains"``."""
     with _lock:
         return {k: {**v, "sets": dict(v["sets"])} for k, v in _RECORDS.items()}
 
@@ -139,7 +139,10 @@ class Domain:
 
             run = current_run()
             if run is not None and not run.closed:
-                run.update_config(domains=domain_records())
+                with _lock:
+                    rec = {**_RECORDS[self.label], "sets": dict(_RECORDS[self.label]["sets"])}
+                run.config.setdefault("domains", {})[self.label] = rec
+                run.write_config()
 
     # ------------------------------------------------------------------ tags
     @property
@@ -213,7 +216,8 @@ class Domain:
         stream = S.UnitStream(sampler, d + (1 if timed else 0), rng)
         got_p, got_n, have, tries = [], [], 0, 0
         while have < n:
-            m = max(2 * (n - have), 64)
+            # first exactly n (an n-point Latin hypercube stays one); then larger batches
+            m = n if tries == 0 else max(2 * (n - have), 64)
             u = stream.draw(m)
             if tag in ("interior", "initial"):
                 p, keep = shape.interior_map(u[:, :d])
@@ -222,8 +226,6 @@ class Domain:
                 p, nr, keep = shape.boundary_map(u[:, :d], tag)
             if timed:
                 p = np.concatenate([p, self.time.scale(u[:, d])[:, None]], axis=1)
-                if nr is not None:
-                    nr = nr
             elif tag == "initial":
                 p = np.concatenate([p, np.full((len(p), 1), self.time.t0)], axis=1)
             got_p.append(p[keep])
