@@ -27,7 +27,7 @@ from burgers_reference import reference_grid  # noqa: E402
 
 
 def build(seed: int = 0, n_interior: int = 2540, n_boundary: int = 80, n_initial: int = 160,
-          epochs: int = 12000) -> dict:
+          epochs: int = 10000) -> dict:
     """The problem: ``{"crux", "u", "net", "domain", "test", "reference", "validation"}``."""
     π = jno.np.pi
     dom = jno.domain.line(x_range=(-1.0, 1.0), time=(0.0, 0.99, 100), seed=seed)
@@ -37,7 +37,7 @@ def build(seed: int = 0, n_interior: int = 2540, n_boundary: int = 80, n_initial
 
     net = jno.nn.wrap(jno.nn.mlp(2, 1, hidden_dims=32, num_layers=3, key=jax.random.PRNGKey(seed),
                                  init="glorot_normal"), name="u")
-    net.optimizer(optax.adam(optax.warmup_cosine_decay_schedule(1e-3, 5e-3, 500, epochs, 1e-4)))
+    net.optimizer(optax.adam(optax.warmup_cosine_decay_schedule(1e-3, 1e-2, 500, epochs, 1e-5)))
     u = net(x, t)
     pde = u.d(t) + u * u.d(x) - (0.01 / π) * u.d2(x)
     ic = net(x0, t0) + jno.np.sin(π * x0)
@@ -52,7 +52,7 @@ def build(seed: int = 0, n_interior: int = 2540, n_boundary: int = 80, n_initial
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=12000)
+    ap.add_argument("--epochs", type=int, default=10000)
     args = ap.parse_args()
     jno.setup(__file__, seed=0)
     p = build(epochs=args.epochs)
