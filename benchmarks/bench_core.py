@@ -5,7 +5,9 @@
 For each problem: steady-state epochs/s (a second solve of the same length, after the
 compiling one), compile time, and peak RSS (each measurement in its own subprocess so peak
 memory is not shared). Targets (issue #2): jno >= 0.9x the scan-fused baseline's epochs/s and
-compile time <= 1.5x it.
+compile time <= 1.5x it. ``burgers`` (issue #16): DeepXDE's Burgers set-up (2,540 Sobol interior,
+80 boundary, 160 initial points, MLP 2-20x3-1, Adam) against the hand-written JAX loop of
+:mod:`benchmarks.baseline_burgers` on the same points and initial network (>= 0.9x).
 """
 
 from __future__ import annotations
@@ -32,9 +34,26 @@ def _jno(problem: str, epochs: int) -> dict[str, float]:
             "peak_rss_mb": baseline.peak_rss_mb()}
 
 
+def _burgers_baseline(epochs: int) -> dict[str, float]:
+    """The hand-written JAX Burgers loop on the very points and initial network of jno's."""
+    from benchmarks import baseline_burgers, problems
+
+    _, _, net, dom = problems.burgers_parts()
+    pts = {tag: dom.variable(tag, sample=(n, "sobol"))[-1].points
+           for tag, n in (("interior", 2540), ("boundary", 80), ("initial", 160))}
+    t0 = time.perf_counter()
+    out = baseline_burgers.run_scan(net.module, pts, epochs)
+    out["compile_s"] = time.perf_counter() - t0 - epochs / out["epochs_per_s"]
+    return out
+
+
 def _one(impl: str, problem: str, epochs: int) -> dict[str, float]:
     if impl == "jno":
         return _jno(problem, epochs)
+    if problem == "burgers":
+        out = _burgers_baseline(epochs)
+        out["peak_rss_mb"] = baseline.peak_rss_mb()
+        return out
     fn = baseline.run_scan if impl == "scan" else baseline.run_jitted
     out = dict(fn(problem, epochs))
     if impl == "scan":
@@ -70,6 +89,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--epochs1d", type=int, default=10000)
     ap.add_argument("--epochs2d", type=int, default=300)
+    ap.add_argument("--epochs-burgers", type=int, default=2000)
+    ap.add_argument("--problems", default="poisson1d,poisson2d,burgers")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -77,9 +98,11 @@ def main() -> None:
         print(json.dumps(_one(impl, problem, int(epochs))))
         return
     rows = []
-    for problem, epochs in (("poisson1d", args.epochs1d), ("poisson2d", args.epochs2d)):
+    budget = {"poisson1d": args.epochs1d, "poisson2d": args.epochs2d, "burgers": args.epochs_burgers}
+    for problem in args.problems.split(","):
+        epochs = budget[problem]
         res = {}
-        for impl in ("scan", "jitted", "jno"):
+        for impl in (("scan", "jno") if problem == "burgers" else ("scan", "jitted", "jno")):
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_core", "--one", impl, problem, str(epochs)],
                                  capture_output=True, text=True, check=True)
             res[impl] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -87,7 +110,7 @@ def main() -> None:
     print(f"{'problem':10s} {'impl':7s} {'epochs/s':>10s} {'ratio':>6s} {'compile s':>9s} {'ratio':>6s} {'peak MB':>8s}")
     for problem, epochs, res in rows:
         base = res["scan"]
-        for impl in ("scan", "jitted", "jno"):
+        for impl in res:
             r = res[impl]
             print(f"{problem:10s} {impl:7s} {r['epochs_per_s']:10.1f} {r['epochs_per_s'] / base['epochs_per_s']:6.2f} "
                   f"{r['compile_s']:9.2f} {r['compile_s'] / base['compile_s']:6.2f} {r['peak_rss_mb']:8.0f}")

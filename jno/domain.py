@@ -1,5 +1,8 @@
-"""``jno.domain``: ``line`` and ``rect`` domains."""
+"""``jno.domain``: shapes (``line``, ``rect``, ``box``, ``disk``, ``poly``, differences),
+point clouds (``from_array``) and their point sets."""
 
-from jno_core.domain import Domain, PointSet, line, rect
+from jno_core.domain import (ArrayDomain, Domain, PointSet, box, difference, disk, from_array, line, poly,
+                             rect)
 
-__all__ = ["line", "rect", "Domain", "PointSet"]
+__all__ = ["line", "rect", "box", "disk", "poly", "difference", "from_array", "Domain", "ArrayDomain",
+           "PointSet"]

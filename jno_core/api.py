@@ -43,7 +43,7 @@ from .binning import SMALL, finite_values, histogram, histogram_lists, histogram
 from .colormap import encode_png, heatmap_to_rgb
 from .compile import Env, evaluate, node_key, residual_of, trainable_key
 from .context import ParamSelector, SolveContext, constraint_gradients
-from .domain import point_set
+from .domain import Domain, point_set, points_on
 from .errors import *  # noqa: F401,F403 - every error type
 from .errors import __all__ as _errors
 from .hookspecs import hookimpl, hookspec
@@ -51,7 +51,7 @@ from .masks import selected_leaves
 from .metrics import Array, Heatmap, Histogram, MetricValue, Scalar, as_metric, as_metrics
 from .parameter import TrainableParameter
 from .plugins import get_plugin_manager, plugin_name
-from .expr import Placeholder
+from .expr import Placeholder, as_expr
 from .replay import (
     ARRAYS_DIR,
     CHECKPOINTS_FILE,
@@ -77,7 +77,7 @@ __all__ = [
     "SMALL", "finite_values", "histogram", "histogram_lists", "histogram_of_list", "encode_png", "heatmap_to_rgb",
     "SUFFIX", "TMP_PREFIX", "ArrayRecord", "encode_array_file", "file_name", "parse_name", "read_array_file",
     "read_metrics", "read_checkpoints", "METRICS_FILE", "METRICS_HEADER", "CHECKPOINTS_FILE",
-    "CHECKPOINTS_HEADER", "ARRAYS_DIR", "array_dirname", "Placeholder",
+    "CHECKPOINTS_HEADER", "ARRAYS_DIR", "array_dirname", "Placeholder", "as_expr", "Domain", "points_on",
     "run", "current_run", "get_plugin_manager", "plugin_name", "replicate",
     *_errors,
 ]

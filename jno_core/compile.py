@@ -12,6 +12,7 @@ point) this gives exactly the per-point derivative, and nesting JVPs gives highe
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Mapping
 
 import jax
@@ -66,7 +67,7 @@ def trainable_key(t: Any) -> str:
 class Env:
     """What one evaluation sees. Cheap to copy with :meth:`replace` (a fresh memo cache)."""
 
-    __slots__ = ("params", "points", "weights", "inputs", "unweighted", "cache")
+    __slots__ = ("params", "points", "weights", "inputs", "unweighted", "cache", "planned")
 
     def __init__(
         self,
@@ -82,6 +83,7 @@ class Env:
         self.inputs = inputs or {}
         self.unweighted = unweighted
         self.cache: dict[Any, Any] = {}
+        self.planned: set[int] = set()
 
     def replace(self, **kw: Any) -> "Env":
         new = Env(
@@ -147,6 +149,11 @@ def evaluate(node: E.Placeholder, env: Env) -> jax.Array:
     hit = env.cache.get(key)
     if hit is not None:
         return hit
+    if node.uid not in env.planned:
+        plan_derivatives([node], env)
+        hit = env.cache.get(key)
+        if hit is not None:
+            return hit
     val = _evaluate(node, env)
     env.cache[key] = val
     return val
@@ -240,8 +247,19 @@ def _reduce(node: E.Reduce, x: jax.Array) -> jax.Array:
     return fn(v, axis=axis, **node.kw)
 
 
+#: how coordinate derivatives are computed (see :func:`_derivative`); benchmarks switch it
+DERIVATIVE_MODE = os.environ.get("JNO_DERIVATIVES", "chain")
+
+
 def _derivative(node: E.Derivative, env: Env) -> jax.Array:
     check_pointwise(node)
+    if DERIVATIVE_MODE == "nested":
+        return _nested(node, env)
+    _derivative_chain(node.children[0], node.var, node.order, env)
+    return env.cache[node_key(node)]
+
+
+def _nested(node: E.Derivative, env: Env) -> jax.Array:
     var = node.var
     pts = env.points[var.point_set]
     col = pts[:, var.index]
@@ -255,6 +273,72 @@ def _derivative(node: E.Derivative, env: Env) -> jax.Array:
     for _ in range(node.order):
         f = (lambda g: lambda c: jax.jvp(g, (c,), (jnp.ones_like(c),))[1])(f)
     return f(col)
+
+
+def _with_column(pts: jax.Array, idx: int, c: jax.Array) -> jax.Array:
+    """``pts`` with column ``idx`` replaced by ``c`` (a concatenation: Taylor mode has no rule
+    for scatter)."""
+    return jnp.concatenate([pts[:, :idx], c[:, None].astype(pts.dtype), pts[:, idx + 1:]], axis=1)
+
+
+def _chain_key(child: E.Placeholder, var: E.Variable, j: int) -> tuple:
+    return node_key(child) if j == 0 else ("Derivative", j, node_key(var), node_key(child))
+
+
+def _derivative_chain(child: E.Placeholder, var: E.Variable, order: int, env: Env) -> None:
+    """Cache ``child`` and its derivatives of orders ``1..order`` with respect to ``var``
+    from one pass: ``order`` nested JVPs of the field along the coordinate column, each
+    level returning the whole chain ``(f, f', ..., f^(j))`` (so ``u``, ``u.d(x)`` and
+    ``u.d2(x)`` share one computation), or one Taylor-mode pass (``jax.experimental.jet``,
+    Bettencourt et al. 2019) in mode ``"jet"``."""
+    if env.cache.get(_chain_key(child, var, order)) is not None:
+        return
+    pts = env.points[var.point_set]
+    col = pts[:, var.index]
+
+    def field(c: jax.Array) -> jax.Array:
+        sub = env.replace(points={**env.points, var.point_set: _with_column(pts, var.index, c)})
+        return evaluate(child, sub)
+
+    ones = jnp.ones_like(col)
+    if DERIVATIVE_MODE == "jet" and order >= 2:
+        from jax.experimental import jet
+
+        primal, series = jet.jet(field, (col,), ((ones,) + (jnp.zeros_like(col),) * (order - 1),))
+        vals = [primal] + list(series)
+    else:
+        def lift(g: Any) -> Any:
+            def h(c: jax.Array) -> tuple:
+                p, t = jax.jvp(g, (c,), (ones,))
+                return p + (t[-1],)
+            return h
+
+        g: Any = lambda c: (field(c),)
+        for _ in range(order):
+            g = lift(g)
+        vals = list(g(col))
+    for j, v in enumerate(vals):
+        env.cache.setdefault(_chain_key(child, var, j), v)
+
+
+def plan_derivatives(roots: Any, env: Env) -> None:
+    """Before evaluating ``roots``: compute every coordinate derivative chain they need at
+    its highest order first (``u.d2(x)`` before ``u.d(x)`` and ``u``), so lower orders come
+    from the same pass. Called by :func:`evaluate` on the first miss of a subtree."""
+    groups: dict[tuple, tuple[E.Placeholder, E.Variable, int]] = {}
+    for n in E.walk(list(roots)):
+        env.planned.add(n.uid)
+        if isinstance(n, E.Derivative):
+            k = (node_key(n.children[0]), node_key(n.var))
+            prev = groups.get(k)
+            if prev is None or prev[2] < n.order:
+                groups[k] = (n.children[0], n.var, n.order)
+    if DERIVATIVE_MODE == "nested":
+        return
+    for child, var, order in groups.values():
+        if env.cache.get(_chain_key(child, var, order)) is None and env.points.get(var.point_set) is not None:
+            check_pointwise(E.Derivative(child, var, order))
+            _derivative_chain(child, var, order, env)
 
 
 def _function(node: E.FunctionNode, env: Env) -> jax.Array:

@@ -24,7 +24,7 @@ from .chunk import compile_chunk
 from .compile import Env, evaluate, trainable_key
 from .concurrent import concurrency_enabled
 from .context import SolveContext
-from .domain import point_set
+from .domain import point_set, points_on
 from .errors import ConfigError, JnoPluginError, NonFiniteLossError, ShapeError
 from .history import History, TrackerHistory
 from .loop import SolveLoop
@@ -411,8 +411,11 @@ class Core:
         self.history.stopped = hist.stopped
 
     # ------------------------------------------------------------------ eval
-    def eval(self, exprs: Sequence[Any] | Any) -> list[np.ndarray] | np.ndarray:
+    def eval(self, exprs: Sequence[Any] | Any, domain: Any = None) -> list[np.ndarray] | np.ndarray:
         """Evaluate expressions at the current parameters (never advancing any state).
+
+        ``domain=other`` evaluates at ``other``'s points instead: each variable's tag is looked
+        up in ``other`` (see :func:`jno_core.domain.points_on`).
 
         A list gives a list of arrays; fields come without the batch axis (``(N, ...)``), as
         do single expressions (the spec's ``[J] = crux.eval([J_expr])``). A bare expression
@@ -432,6 +435,8 @@ class Core:
         for n in E.walk(items):
             if isinstance(n, E.Variable) and n.point_set not in points:
                 points[n.point_set] = jnp.asarray(point_set(n.point_set).points)
+        if domain is not None:
+            points.update({k: jnp.asarray(v) for k, v in points_on(items, domain).items()})
         key = tuple(id(x) for x in items)
         hit = self._eval_cache.get(key)
         if hit is None or any(a is not b for a, b in zip(hit[1], items)):

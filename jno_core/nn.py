@@ -14,7 +14,7 @@ import optax
 from .expr import NetworkCall, Placeholder
 from .masks import check_mask
 
-__all__ = ["Network", "MaskedNetwork", "wrap", "mlp", "MLP"]
+__all__ = ["Network", "MaskedNetwork", "wrap", "mlp", "MLP", "INITS"]
 
 _net_ids = itertools.count()
 
@@ -142,20 +142,57 @@ class MLP(eqx.Module):
         activation: Callable = jnp.tanh,
         *,
         key: jax.Array,
+        init: str | None = None,
     ) -> None:
         dims = [hidden_dims] * num_layers if isinstance(hidden_dims, int) else list(hidden_dims)
         keys = jax.random.split(key, len(dims) + 1)
         sizes = [in_features] + dims
-        self.hidden_layers = [
-            eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys[:-1])
-        ]
-        self.output_layer = eqx.nn.Linear(sizes[-1], output_dim, key=keys[-1])
+        init_fn = _initializer(init)
+        layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys[:-1])]
+        out = eqx.nn.Linear(sizes[-1], output_dim, key=keys[-1])
+        if init_fn is not None:
+            wkeys = jax.random.split(jax.random.fold_in(key, 1), len(layers) + 1)
+            layers = [_reinit(l, init_fn, k) for l, k in zip(layers, wkeys[:-1])]
+            out = _reinit(out, init_fn, wkeys[-1])
+        self.hidden_layers = layers
+        self.output_layer = out
         self.activation = activation
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in self.hidden_layers:
             x = self.activation(layer(x))
         return self.output_layer(x)
+
+
+#: ``init=`` names of :func:`mlp` -> ``jax.nn.initializers`` factories (weights of shape
+#: ``(out, in)``: fan-in axis 1, fan-out axis 0); biases start at zero
+INITS: dict[str, Callable[[], Any]] = {
+    "glorot_normal": lambda: jax.nn.initializers.glorot_normal(in_axis=1, out_axis=0),
+    "glorot_uniform": lambda: jax.nn.initializers.glorot_uniform(in_axis=1, out_axis=0),
+    "xavier_normal": lambda: jax.nn.initializers.glorot_normal(in_axis=1, out_axis=0),
+    "xavier_uniform": lambda: jax.nn.initializers.glorot_uniform(in_axis=1, out_axis=0),
+    "he_normal": lambda: jax.nn.initializers.he_normal(in_axis=1, out_axis=0),
+    "he_uniform": lambda: jax.nn.initializers.he_uniform(in_axis=1, out_axis=0),
+}
+
+
+def _initializer(init: str | None) -> Any:
+    if init is None or init == "default":
+        return None
+    if not isinstance(init, str) or init.lower() not in INITS:
+        raise ValueError(
+            f"unknown init {init!r}; expected None (equinox's default: uniform +-1/sqrt(fan_in), "
+            f"weights and biases) or one of {', '.join(repr(k) for k in INITS)}."
+        )
+    return INITS[init.lower()]()
+
+
+def _reinit(layer: eqx.nn.Linear, init_fn: Any, key: jax.Array) -> eqx.nn.Linear:
+    w = init_fn(key, layer.weight.shape, layer.weight.dtype)
+    layer = eqx.tree_at(lambda l: l.weight, layer, w)
+    if layer.bias is not None:
+        layer = eqx.tree_at(lambda l: l.bias, layer, jnp.zeros_like(layer.bias))
+    return layer
 
 
 def mlp(
@@ -166,8 +203,15 @@ def mlp(
     activation: Callable = jnp.tanh,
     *,
     key: jax.Array | None = None,
+    init: str | None = None,
 ) -> MLP:
-    """``jno.nn.mlp(...)``: a tanh MLP taking ``(in_features,)`` to ``(output_dim,)``."""
+    """``jno.nn.mlp(...)``: a tanh MLP taking ``(in_features,)`` to ``(output_dim,)``.
+
+    :param init: weight initialisation: ``None`` (equinox's default, unchanged), or
+        ``"glorot_normal"`` / ``"glorot_uniform"`` (Xavier; Glorot & Bengio 2010, Eq. 16),
+        ``"xavier_normal"`` / ``"xavier_uniform"`` (aliases), ``"he_normal"`` / ``"he_uniform"``
+        (He et al. 2015, Sec. 2.2), with zero biases.
+    """
     return MLP(
         in_features,
         output_dim,
@@ -175,4 +219,5 @@ def mlp(
         num_layers,
         activation,
         key=jax.random.PRNGKey(0) if key is None else key,
+        init=init,
     )
