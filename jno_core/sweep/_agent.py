@@ -563,6 +563,7 @@ def run_agents(sweep: Sweep, command: Sequence[str] | None = None, *, workers: i
     agents = [Agent(sweep, command, function=function, budget=budget, stop=stop, kill=kill, heartbeat=heartbeat,
                     grace=grace, log=log) for _ in range(workers)]
     errors: list[BaseException] = []
+    finished = threading.Semaphore(0)
 
     def work(a: Agent) -> None:
         try:
@@ -570,6 +571,8 @@ def run_agents(sweep: Sweep, command: Sequence[str] | None = None, *, workers: i
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             errors.append(exc)
             stop.set()
+        finally:
+            finished.release()
 
     threads = [threading.Thread(target=work, args=(a,), name=f"jno-sweep-agent-{i}", daemon=True)
                for i, a in enumerate(agents)]
@@ -584,10 +587,13 @@ def run_agents(sweep: Sweep, command: Sequence[str] | None = None, *, workers: i
     try:
         for t in threads:
             t.start()
-        while any(t.is_alive() for t in threads):
+        # wait on a semaphore, not Thread.join: a KeyboardInterrupt inside join() can leave
+        # the thread looking finished while it still runs (CPython gh-90882)
+        left = len(threads)
+        while left:
             try:
-                for t in threads:
-                    t.join(0.2)
+                if finished.acquire(timeout=0.2):
+                    left -= 1
             except KeyboardInterrupt:
                 if interrupted:
                     kill.set()
