@@ -214,7 +214,7 @@ def setup(
         "solves": [],
     }
     if trial is not None:
-        cfg["sweep"] = dict(trial.entry)
+        cfg["sweep"] = {**trial.entry, "metric": trial.metric}
     run = Run(
         dir=run_dir.resolve(),
         name=run_name,
