@@ -186,3 +186,25 @@ def test_open_sweep_errors_clearly(tmp_path):
 
     with pytest.raises(ConfigError, match="no sweep at"):
         open_sweep(tmp_path / "nope")
+
+
+def test_storage_url_and_an_agent_elsewhere_with_only_the_id(tmp_path, script):
+    """A sweep in an SQLite storage (any URL Optuna accepts); an agent in another folder (another
+    machine) finds it by id + storage and makes its own sweep directory from the stored config."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cfg = parse_sweep_config({"method": "grid", "metric": {"name": "score"}, "parameters": {"x": {"values": [1, 2]}}})
+    sweep = create_sweep(cfg, tmp_path / "here", storage=url)
+    assert json.loads((sweep.dir / "sweep.json").read_text())["storage"] == url
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run(_jno("sweep", "agent", sweep.id, "--storage", url, "--", sys.executable, str(script)),
+                       cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (elsewhere / "sweeps" / sweep.id / "runs" / "trial-0000" / "config.json").is_file()
+    assert sweep_summary(sweep)["counts"] == {"complete": 2}
+
+
+def test_password_is_not_written_to_sweep_json(tmp_path):
+    from jno_core.sweep._store import _mask_password
+
+    assert _mask_password("postgresql://me:s3cret@db:5432/optuna") == "postgresql://me:***@db:5432/optuna"

@@ -353,8 +353,21 @@ class Agent:
             if trial is None:
                 self.budget.give_back()
                 break
-            self.outcomes.append(self.run_trial(trial))
+            try:
+                self.outcomes.append(self.run_trial(trial))
+            except BaseException as exc:  # a bug or a storage error: never leave it "running"
+                self._abandon(trial, exc)
+                raise
         return self.outcomes
+
+    def _abandon(self, trial: Any, exc: BaseException) -> None:
+        import optuna
+
+        try:
+            trial.set_user_attr("jno:error", f"the agent failed: {type(exc).__name__}: {exc}"[-_TAIL_CHARS:])
+            self._study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        except Exception:  # noqa: BLE001 - the original error is what matters
+            pass
 
     def run_trial(self, trial: Any) -> TrialOutcome:
         """Run one claimed trial to its end and tell Optuna."""
