@@ -154,3 +154,23 @@ def test_yaml_file_round_trip(tmp_path):
     f.write_text("method: bayes\nmetric: {name: val/l2_rel}\nparameters:\n  lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}\n")
     cfg = load_sweep_file(f)
     assert cfg.method == "bayes" and cfg.metric == {"name": "val/l2_rel", "goal": "minimize", "summary": "last"}
+
+
+def test_wandb_command_macros(tmp_path):
+    import json as _json
+    import sys
+
+    from jno_core.sweep._agent import build_command
+
+    vals = {"lr": 0.01, "opt": {"name": "adam"}, "flag": True, "off": False, "layers": [8, 8]}
+    cmd = build_command(["${env}", "${interpreter}", "${program}", "${args}"], vals, program="train.py")
+    assert cmd == [sys.executable, "train.py", "--lr=0.01", "--opt.name=adam", "--flag=True", "--off=False",
+                   "--layers=[8, 8]"]
+    assert build_command(["x", "${args_no_boolean_flags}"], vals)[1:] == ["--lr=0.01", "--opt.name=adam", "--flag",
+                                                                        "--layers=[8, 8]"]
+    assert build_command(["x", "${args_no_hyphens}"], {"a": 1}) == ["x", "a=1"]
+    f = tmp_path / "a.json"
+    assert build_command(["x", "${args_json_file}"], vals, args_file=f) == ["x", str(f)]
+    assert _json.loads(f.read_text()) == vals
+    with pytest.raises(ConfigError, match="program"):
+        build_command(["${program}"], vals)
