@@ -208,3 +208,34 @@ def test_password_is_not_written_to_sweep_json(tmp_path):
     from jno_core.sweep._store import _mask_password
 
     assert _mask_password("postgresql://me:s3cret@db:5432/optuna") == "postgresql://me:***@db:5432/optuna"
+
+
+@pytest.mark.slow
+def test_trial_process_stops_when_its_agent_is_killed(tmp_path):
+    """The trial's reporter watches its agent: a SIGKILLed agent's jno script ends by itself."""
+    from jno_core.sweep._agent import _pid_alive
+
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "import os, time, jno\n"
+        "d = jno.setup(None, sinks='none', config={'x': 0})\n"
+        "open(os.path.join(d, 'pid'), 'w').write(str(os.getpid()))\n"
+        "while True:\n    time.sleep(0.1)\n")
+    sweep = _grid(tmp_path, [1])
+    a = subprocess.Popen(_jno("sweep", "agent", str(sweep.dir), "--", sys.executable, str(script)),
+                         stderr=subprocess.DEVNULL)
+    pid_file = sweep.dir / "runs" / "trial-0000" / "pid"
+    t0 = time.time()
+    while not pid_file.exists():
+        assert time.time() - t0 < 180, "the trial never started"
+        time.sleep(0.1)
+    a.kill()
+    a.wait()
+    child = int(pid_file.read_text())
+    t0 = time.time()
+    while _pid_alive(child) and time.time() - t0 < 30:
+        time.sleep(0.2)
+    alive = _pid_alive(child)
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive

@@ -140,13 +140,18 @@ def build_command(template: Sequence[str], values: dict[str, Any], *, program: s
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except (OSError, ValueError):
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def _tail(path: Path, chars: int = _TAIL_CHARS) -> str:
