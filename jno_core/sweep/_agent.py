@@ -39,22 +39,23 @@ import math
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import attrs
 
 from ..errors import ConfigError
-from ._space import flatten, make_sampler, suggest, trial_seed
+from ._space import make_sampler, suggest, trial_seed
 from ._store import Sweep, write_json
-from ._trial import ENV_AGENT_PID, ENV_DIR, ENV_TRIAL, METRIC_FILE, PRUNE_FILE, activate, read_trial
+from ._runner import FunctionRunner, MetricReader, ProcessRunner, build_command, pid_alive, tail
+from ._trial import ENV_AGENT_PID, ENV_DIR, ENV_TRIAL, METRIC_FILE, PRUNE_FILE, read_trial
 
 __all__ = ["Agent", "Budget", "TrialOutcome", "run_agents", "build_command", "OUTPUT_FILE"]
+
+_pid_alive = pid_alive  # the name the tests import
 
 OUTPUT_FILE = "output.log"
 HOST = socket.gethostname()
@@ -97,99 +98,6 @@ class TrialOutcome:
     error: str | None
     seconds: float
     config: dict[str, Any]
-
-
-def _fmt_arg(v: Any) -> str:
-    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-
-
-def build_command(template: Sequence[str], values: dict[str, Any], *, program: str | None = None,
-                  args_file: Path | None = None) -> list[str]:
-    """Expand W&B's command macros in ``template``: ``${env}`` (dropped: the interpreter is
-    named directly), ``${interpreter}`` (this Python), ``${program}``, ``${args}``
-    (``--name=value``), ``${args_no_hyphens}``, ``${args_no_boolean_flags}``, ``${args_json}``,
-    ``${args_json_file}`` (the trial's values in a JSON file). Nested values are dotted
-    (``--optimizer.lr=0.01``)."""
-    flat = flatten(values)
-    out: list[str] = []
-    for tok in template:
-        if tok == "${env}":
-            continue
-        if tok == "${interpreter}":
-            out.append(sys.executable)
-        elif tok == "${program}":
-            if not program:
-                raise ConfigError("the sweep's command uses ${program} but the sweep file has no `program` key.")
-            out.append(program)
-        elif tok == "${args}":
-            out.extend(f"--{k}={_fmt_arg(v)}" for k, v in flat.items())
-        elif tok == "${args_no_hyphens}":
-            out.extend(f"{k}={_fmt_arg(v)}" for k, v in flat.items())
-        elif tok == "${args_no_boolean_flags}":
-            out.extend(f"--{k}" if v is True else f"--{k}={_fmt_arg(v)}" for k, v in flat.items() if v is not False)
-        elif tok == "${args_json}":
-            out.append(json.dumps(values))
-        elif tok == "${args_json_file}":
-            if args_file is None:
-                raise ConfigError("${args_json_file} needs a file to write to.")
-            args_file.write_text(json.dumps(values))
-            out.append(str(args_file))
-        else:
-            out.append(tok.replace("${program}", program or "${program}"))
-    return out
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (a zombie, dead but not yet reaped, does not)."""
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, ValueError):
-        return True
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
-
-
-def _tail(path: Path, chars: int = _TAIL_CHARS) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - chars))
-            return fh.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-
-
-class _MetricReader:
-    """Reads the complete lines a trial appended to ``sweep-metric.jsonl`` since last time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.pos = 0
-        self.keys: list[str] | None = None
-
-    def read(self) -> list[tuple[int, float]]:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.pos)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n") + 1
-        self.pos += end
-        out = []
-        for line in data[:end].splitlines():
-            rec = json.loads(line)
-            if "keys" in rec:
-                self.keys = list(rec["keys"])
-            else:
-                out.append((int(rec["step"]), float(rec["value"])))
-        return out
 
 
 def _update_entry(run_dir: Path, **entries: Any) -> None:
@@ -291,7 +199,8 @@ class Agent:
         waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
         if self._target_reached(trials):
             return None
-        if not waiting and (cfg.method == "grid" or (cfg.run_cap is not None and len(self._real(trials)) >= cfg.run_cap)):
+        capped = cfg.run_cap is not None and len(self._real(trials)) >= cfg.run_cap
+        if not waiting and (cfg.method == "grid" or capped):
             return None
         trial = self._study.ask()
         attrs_ = trial.user_attrs
@@ -323,7 +232,7 @@ class Agent:
             if hb is None:
                 hb = t.datetime_start.timestamp() if t.datetime_start is not None else now
             pid = a.get("jno:pid")
-            gone = a.get("jno:host") == HOST and pid is not None and pid != os.getpid() and not _pid_alive(pid)
+            gone = a.get("jno:host") == HOST and pid is not None and pid != os.getpid() and not pid_alive(pid)
             if not gone and now - float(hb) <= self.grace:
                 continue
             try:
@@ -395,7 +304,7 @@ class Agent:
             trial.set_user_attr(k, v)
         self.log(f"[jno sweep {self.sweep.id}] {name} started: {json.dumps(values)}")
         t0 = time.perf_counter()
-        reader = _MetricReader(run_dir / METRIC_FILE)
+        reader = MetricReader(run_dir / METRIC_FILE)
         logged: list[tuple[int, float]] = []
         pruned: str | None = None
         interrupted = False
@@ -439,7 +348,7 @@ class Agent:
         elif pruned is not None:
             state = "pruned"
         elif rc != 0:
-            state, error = "failed", f"the trial exited with status {rc}:\n{crash or _tail(run_dir / OUTPUT_FILE)}"
+            state, error = "failed", f"the trial exited with status {rc}:\n{crash or tail(run_dir / OUTPUT_FILE)}"
         elif not vals:
             seen = ", ".join(reader.keys or []) or "nothing"
             state, error = "failed", (f"the trial never logged the metric {metric!r} (it logged: {seen}). Log it "
@@ -468,14 +377,14 @@ class Agent:
                  + (f": {error.splitlines()[0]}" if error and not interrupted else ""))
         return TrialOutcome(trial.number, name, state, value if state != "failed" else None, error, seconds, values)
 
-    def _start(self, trial: Any, name: str, run_dir: Path, values: dict[str, Any]) -> "_Runner":
+    def _start(self, trial: Any, name: str, run_dir: Path, values: dict[str, Any]) -> "ProcessRunner | FunctionRunner":
         if self.function is not None:
-            return _FunctionRunner(self.function, read_trial(self.sweep.dir, name), run_dir)
+            return FunctionRunner(self.function, read_trial(self.sweep.dir, name), run_dir)
         cmd = build_command(self.template, values, program=self.sweep.config.raw.get("program"),
                             args_file=run_dir / "sweep-args.json")
         env = dict(os.environ)
         env.update({ENV_DIR: str(self.sweep.dir), ENV_TRIAL: name, ENV_AGENT_PID: str(os.getpid())})
-        return _ProcessRunner(cmd, env, run_dir / OUTPUT_FILE)
+        return ProcessRunner(cmd, env, run_dir / OUTPUT_FILE)
 
 
 class _Frozen:
@@ -487,87 +396,10 @@ class _Frozen:
         self.user_attrs = dict(trial.user_attrs)
 
 
-class _Runner:
-    def done(self) -> bool: ...  # pragma: no cover
-    def interrupt(self) -> None: ...  # pragma: no cover
-    def kill(self) -> None: ...  # pragma: no cover
-    def result(self) -> tuple[int, str | None]: ...  # pragma: no cover
-
-
-class _ProcessRunner(_Runner):
-    """The trial as a child process, output to ``output.log``."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], output: Path) -> None:
-        self._out = open(output, "ab")
-        try:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        except OSError as exc:
-            self._out.close()
-            self.proc = None
-            self._error = f"could not start {cmd!r}: {type(exc).__name__}: {exc}"
-        else:
-            self._error = None
-
-    def done(self) -> bool:
-        return self.proc is None or self.proc.poll() is not None
-
-    def interrupt(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-
-    def result(self) -> tuple[int, str | None]:
-        if self.proc is None:
-            return 127, self._error
-        self._out.close()
-        return int(self.proc.returncode), None
-
-
-class _FunctionRunner(_Runner):
-    """The trial as a function in this process (one at a time: jno has one current run)."""
-
-    def __init__(self, fn: Callable[[], Any], spec: Any, run_dir: Path) -> None:
-        self.error: str | None = None
-        self.run_dir = run_dir
-
-        def target() -> None:
-            from ..run import finish
-
-            activate(spec)
-            try:
-                fn()
-            except BaseException:  # noqa: BLE001 - the trial's failure, kept as its error
-                self.error = traceback.format_exc()
-            finally:
-                activate(None)
-                try:
-                    finish()
-                except BaseException:  # noqa: BLE001
-                    self.error = (self.error or "") + traceback.format_exc()
-
-        self.thread = threading.Thread(target=target, name=f"jno-sweep-{spec.name}", daemon=True)
-        self.thread.start()
-
-    def done(self) -> bool:
-        return not self.thread.is_alive()
-
-    def interrupt(self) -> None:
-        (self.run_dir / PRUNE_FILE).write_text("interrupted (the agent was stopped)")
-
-    def kill(self) -> None:
-        pass  # a thread cannot be killed; its solve stops at the next chunk
-
-    def result(self) -> tuple[int, str | None]:
-        return (1, self.error[-_TAIL_CHARS:]) if self.error else (0, None)
-
-
 def run_agents(sweep: Sweep, command: Sequence[str] | None = None, *, workers: int = 1, count: int | None = None,
                function: Callable[[], Any] | None = None, heartbeat: float = 30.0, grace: float | None = None,
-               log: Callable[[str], None] | None = None, handle_signals: bool = True) -> tuple[list[TrialOutcome], bool]:
+               log: Callable[[str], None] | None = None,
+               handle_signals: bool = True) -> tuple[list[TrialOutcome], bool]:
     """Run ``workers`` agents (threads, each running one trial process at a time) on
     ``sweep`` until it is exhausted or ``count`` trials ran in total. Ctrl-C (SIGINT) or
     SIGTERM stops them cleanly: running trials are interrupted and re-queued (a second Ctrl-C

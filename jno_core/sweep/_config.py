@@ -280,7 +280,8 @@ def _parse_hyperband(et: Any) -> dict[str, Any] | None:
         raise _fail("early_terminate", f"expected a mapping such as {{type: hyperband, min_iter: 3}}, received {et!r}.")
     _check_keys("early_terminate", et, EARLY_TERMINATE_KEYS)
     if et.get("type") != "hyperband":
-        raise _fail("early_terminate", f"`type` must be 'hyperband' (the only type W&B defines), received {et.get('type')!r}.")
+        raise _fail("early_terminate",
+                    f"`type` must be 'hyperband' (the only type W&B defines), received {et.get('type')!r}.")
     out: dict[str, Any] = {"type": "hyperband"}
     for k in ("min_iter", "max_iter", "s"):
         if k in et:
@@ -315,7 +316,8 @@ def parse_sweep_config(raw: Mapping[str, Any]) -> SweepConfig:
         raise _fail("metric", f"expected a mapping {{name: ..., goal: minimize|maximize}}, received {metric!r}.")
     _check_keys("metric", metric, METRIC_KEYS)
     if not isinstance(metric.get("name"), str) or not metric["name"]:
-        raise _fail("metric.name", f"expected the logged key to optimize (e.g. val/l2_rel), received {metric.get('name')!r}.")
+        raise _fail("metric.name",
+                    f"expected the logged key to optimize (e.g. val/l2_rel), received {metric.get('name')!r}.")
     metric = {"goal": "minimize", "summary": "last", **metric}
     if metric["goal"] not in GOALS:
         raise _fail("metric.goal", f"expected one of {list(GOALS)}, received {metric['goal']!r}.")
@@ -334,7 +336,8 @@ def parse_sweep_config(raw: Mapping[str, Any]) -> SweepConfig:
     for k in ("program", "name", "description", "project", "entity"):
         if k in raw and not isinstance(raw[k], str):
             raise _fail(k, f"expected a string, received {raw[k]!r}.")
-    if "command" in raw and (not isinstance(raw["command"], list) or not all(isinstance(c, str) for c in raw["command"])):
+    command = raw.get("command", [])
+    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise _fail("command", f"expected a list of strings such as ['${{env}}', '${{interpreter}}', "
                                f"'${{program}}', '${{args}}'], received {raw['command']!r}.")
     cfg = SweepConfig(raw=raw, method=method, metric=metric, params=params, run_cap=run_cap,
