@@ -11,7 +11,8 @@ The training script stays ordinary: ``dire = jno.setup(__file__, config={"lr": 1
 ``dire.config.lr`` (the defaults alone, the trial's values under an agent). See
 ``docs/sweeps.md``; the parts: :mod:`._config` (the format), :mod:`._space` (Optuna
 samplers, pruner and the distributions' mapping), :mod:`._store` (the sweep directory and
-storage), :mod:`._agent` (agents), :mod:`._trial` (the trial process's side), :mod:`._show`.
+storage), :mod:`._agent` (agents), :mod:`._runner` (trial processes, W&B command macros),
+:mod:`._trial` (the trial process's side), :mod:`._show`.
 
 This package imports Optuna only when a sweep is created, run or shown (``jno.setup`` in a
 trial process never imports it).
