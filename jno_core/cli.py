@@ -8,6 +8,9 @@
 ``jno sync ...``
     Replay an offline run into remote sinks (see :mod:`jno_core.replay`).
 
+``jno sweep create|agent|run|show ...``
+    Hyperparameter sweeps (see :mod:`jno_core.sweep`, imported only when this command runs).
+
 The environment variables of :mod:`jno_core.plugins` apply (``JNO_LOAD_PLUGINS``,
 ``JNO_DISABLE_PLUGINS``, ``JNO_STRICT``, ``JNO_TRACE_PLUGINS``).
 """
@@ -88,6 +91,13 @@ def _sync(argv: list[str]) -> int:
     return int(sync_main(argv) or 0)
 
 
+def _sweep(argv: list[str]) -> int:
+    """``jno sweep ...``: every argument goes to :func:`jno_core.sweep._cli.sweep_main`."""
+    from .sweep._cli import sweep_main
+
+    return int(sweep_main(argv) or 0)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jno", description="jno: physics-informed neural networks in JAX.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -98,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     sy = sub.add_parser("sync", help="replay an offline run into remote sinks", add_help=False)
     sy.add_argument("rest", nargs=argparse.REMAINDER)
     sy.set_defaults(func=_cmd_sync)
+    sw = sub.add_parser("sweep", help="hyperparameter sweeps: create, agent, run, show", add_help=False)
+    sw.add_argument("rest", nargs=argparse.REMAINDER)
+    sw.set_defaults(func=lambda a: _sweep(list(a.rest)))
     return p
 
 
@@ -106,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sync"]:  # its own parser handles every option, --help included
         return _sync(argv[1:])
+    if argv[:1] == ["sweep"]:
+        return _sweep(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

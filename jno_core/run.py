@@ -18,8 +18,9 @@ import attrs
 
 from . import plugins
 from .delivery import MetricsBus
+from .runconfig import RunConfig
 
-__all__ = ["Run", "RunPath", "setup", "current_run", "finish", "package_versions"]
+__all__ = ["Run", "RunPath", "setup", "current_run", "finish", "log", "package_versions"]
 
 _current: "Run | None" = None
 _lock = threading.Lock()
@@ -40,9 +41,11 @@ def package_versions() -> dict[str, str | None]:
 
 class RunPath(str):
     """The run directory as a ``str`` (the spec writes ``f"{dire}/checkpoints"``) with the
-    :class:`Run` attached as ``.run``."""
+    :class:`Run` attached as ``.run`` and the run's hyperparameters as ``.config`` (a
+    :class:`~jno_core.runconfig.RunConfig`: ``dire.config["lr"]`` or ``dire.config.lr``)."""
 
     run: "Run"
+    config: RunConfig
 
 
 @attrs.define(eq=False)
@@ -92,6 +95,20 @@ class Run:
             solves.append({**entry, "calls": 1})
         self.write_config()
 
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Send ``metrics`` (``{key: number or metric}``) to every sink at ``step`` (default:
+        the epoch the last ``solve()`` ended at, 0 before any), e.g. a validation error
+        computed after training: ``dire.run.log({"val/l2_rel": err})``."""
+        from .metrics import as_metrics
+
+        if self.closed:
+            raise RuntimeError(f"run {self.dir} is closed (jno.finish); log before finishing it.")
+        if step is None:
+            solves = self.config.get("solves") or []
+            step = solves[-1]["start_epoch"] + solves[-1]["epochs"] if solves else 0
+        if self.bus is not None:
+            self.bus.put(int(step), as_metrics(dict(metrics), source="script"))
+
     def update_config(self, **entries: Any) -> None:
         self.config.update(entries)
         self.write_config()
@@ -139,10 +156,15 @@ def setup(
     :param seed: recorded in ``config.json`` (the spec's scripts seed their own keys).
     :param strict: re-raise sink and plugin errors instead of reporting them.
     :param progress: force the progress display on/off (default: only on a terminal, not CI).
-    :param config: extra user entries stored under ``"user"`` in ``config.json``.
+    :param config: the run's hyperparameters with their defaults, stored under ``"user"`` in
+        ``config.json`` and read back as ``dire.config["lr"]`` / ``dire.config.lr``. When a
+        sweep agent runs the script (``jno sweep``), the trial's values override them, the run
+        directory is the trial's (``<sweep dir>/runs/<trial>``) and ``config.json`` has a
+        ``"sweep"`` entry (see :mod:`jno_core.sweep`).
     :returns: the run directory as a :class:`RunPath` (a ``str``).
     """
     from .sinkconfig import resolve_sinks
+    from .sweep._trial import TrialReporter, deep_merge, take_trial
 
     global _current
     with _lock:
@@ -154,13 +176,19 @@ def setup(
     script = str(Path(file).resolve()) if file else None
     stem = Path(file).stem if file else "jno"
     base = Path(root) if root is not None else Path.cwd() / "runs"
-    run_name = name or _timestamp()
-    run_dir = base / stem / run_name
-    if name is None:
-        i = 1
-        while run_dir.exists():
-            run_dir = base / stem / f"{run_name}-{i}"
-            i += 1
+    trial = take_trial()
+    user = dict(config or {})
+    if trial is not None:  # run by a sweep agent: its folder, the trial's values
+        run_name, run_dir = trial.name, trial.run_dir
+        user = deep_merge(user, trial.params)
+    else:
+        run_name = name or _timestamp()
+        run_dir = base / stem / run_name
+        if name is None:
+            i = 1
+            while run_dir.exists():
+                run_dir = base / stem / f"{run_name}-{i}"
+                i += 1
     run_dir.mkdir(parents=True, exist_ok=True)
     names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
     import jax
@@ -182,9 +210,11 @@ def setup(
         "devices": [str(d) for d in jax.devices()],
         "sinks": names,
         "sink_options": {k: v for k, v in options.items()},
-        "user": dict(config or {}),
+        "user": user,
         "solves": [],
     }
+    if trial is not None:
+        cfg["sweep"] = {**trial.entry, "metric": trial.metric}
     run = Run(
         dir=run_dir.resolve(),
         name=run_name,
@@ -203,16 +233,32 @@ def setup(
         plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
         run.sinks.append(sink)
         run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
+    if trial is not None:  # the sweep sees the metric and can stop a pruned trial's solve
+        reporter = TrialReporter(trial, run.dir)
+        plugins.register_plugin(reporter, name=f"sweep:{trial.name}:{id(reporter)}")
+        run.sinks.append(reporter)
+        run.bus.add_sink(reporter, label="sweep reporter")
     with _lock:
         _current = run
     out = RunPath(str(run.dir))
     out.run = run
+    out.config = RunConfig(user)
     return out
 
 
 def current_run() -> Run | None:
     """The run opened by the last :func:`setup` (None before)."""
     return _current
+
+
+def log(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """``jno.log({"val/l2_rel": err})``: send metrics to the current run's sinks (see
+    :meth:`Run.log`); a sweep reads its metric from what the run logs this way or during
+    training."""
+    run = _current
+    if run is None:
+        raise RuntimeError("jno.log needs a run: call jno.setup(__file__) first.")
+    run.log(metrics, step=step)
 
 
 def finish() -> None:

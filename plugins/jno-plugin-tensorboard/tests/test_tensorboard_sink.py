@@ -208,3 +208,26 @@ def test_setup_and_jno_sync_to_tensorboard(tmp_path: Path, monkeypatch: pytest.M
     path2.run.bus.put(4, {"loss/total": Scalar(0.25)})
     jrun.finish()
     assert read_events(Path(path2) / "tensorboard")["loss/total"]["values"] == [0.25]
+
+
+def test_run_config_goes_to_the_hparams_dashboard(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run = types.SimpleNamespace(dir=tmp_path, name="trial-0001", sink_options={"tensorboard": {}}, config={
+        "user": {"lr": 0.01, "width": 32, "opt": {"name": "adam"}, "layers": [8, 8]},
+        "sweep": {"id": "s1", "trial": 1, "params": {"lr": 0.01}, "metric": "val/l2_rel"}})
+    sink = TensorBoardSink(run)
+    sink.log_metrics(step=10, metrics={"val/l2_rel": Scalar(0.5)})
+    sink.close_run()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    assert set(content) == {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"}
+    ssi = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    hp = ssi.hparams
+    assert hp["lr"].number_value == 0.01 and hp["width"].number_value == 32
+    assert hp["opt.name"].string_value == "adam" and hp["layers"].string_value == "[8, 8]"
+    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert [m.name.tag for m in exp.metric_infos] == ["val/l2_rel", "loss/total"]
+    assert read_events(tmp_path / "tensorboard")["val/l2_rel"]["values"] == [0.5]

@@ -317,3 +317,17 @@ def test_artifact_name_is_sanitized() -> None:
     assert artifact_name("my run: v1/x-checkpoint") == "my-run-v1-x-checkpoint"
     assert artifact_name("///") == "jno-checkpoint"
     assert len(artifact_name("a" * 300)) == 128
+
+
+def test_sweep_trial_is_grouped_by_sweep_with_its_values_in_config(tmp_path: Path, fake_init: list) -> None:
+    run = types.SimpleNamespace(dir=tmp_path, name="trial-0003", sink_options={"wandb": {}}, config={
+        "project": "poisson", "user": {"lr": 0.01, "width": 32},
+        "sweep": {"id": "abcd1234", "trial": 3, "params": {"lr": 0.01}, "state": "running", "error": None}})
+    sink = WandbSink(run)
+    (kw,) = fake_init
+    assert kw["group"] == "abcd1234" and kw["name"] == "trial-0003"
+    assert kw["config"]["lr"] == 0.01 and kw["config"]["width"] == 32 and kw["config"]["sweep"]["trial"] == 3
+    sink.close_run()
+    # a user's own group wins
+    WandbSink(types.SimpleNamespace(**{**vars(run), "sink_options": {"wandb": {"group": "mine"}}})).close_run()
+    assert fake_init[1]["group"] == "mine"

@@ -32,6 +32,7 @@ Tags are cleaned as tensorboardX cleans them (characters other than letters, dig
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -126,6 +127,16 @@ def histogram_proto(proto_cls: Any, values: np.ndarray, bins: int) -> Any:
                      bucket_limit=limits[start : end + 1], bucket=counts)
 
 
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 class TensorBoardSink:
     """Write a run's metrics as TensorBoard events under ``<run.dir>/tensorboard``.
 
@@ -167,7 +178,32 @@ class TensorBoardSink:
         self._skipped: set[str] = set()
         self._tags: dict[str, str] = {}
         self._fh.write(self._record(event_cls(wall_time=time.time(), file_version="brain.Event:2")))
+        self._session_end = self._write_hparams(getattr(run, "config", None) or {})
         self._fh.flush()
+
+    def _write_hparams(self, config: Mapping[str, Any]) -> Any:
+        """The run's hyperparameters (``config["user"]``: ``jno.setup(config=...)``, a sweep
+        trial's values) for TensorBoard's HParams dashboard: the experiment and session-start
+        summaries now (as ``SummaryWriter.add_hparams`` builds them, with
+        ``tensorboardX.summary.hparams``), the session-end one at ``close_run``. Nested values
+        are dotted (``optimizer.lr``); lists and other values become JSON strings. The metrics
+        column is the sweep's metric (when a sweep runs the script) and ``loss/total``."""
+        user = config.get("user") or {}
+        if not user:
+            return None
+        from tensorboardX.summary import hparams
+
+        flat = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v, default=str))
+                for k, v in _flatten(user).items() if v is not None}
+        metrics = ["loss/total"]
+        sweep_metric = (config.get("sweep") or {}).get("metric")
+        if isinstance(sweep_metric, str) and sweep_metric not in metrics:
+            metrics.insert(0, sweep_metric)
+        exp, ssi, sei = hparams(flat, {self._tag(m): 0.0 for m in metrics})
+        now = time.time()
+        for summary in (exp, ssi):
+            self._fh.write(self._record(self._event(wall_time=now, step=0, summary=summary)))
+        return sei
 
     # ------------------------------------------------------------------ helpers
     def _record(self, event: Any) -> bytes:
@@ -260,6 +296,8 @@ class TensorBoardSink:
         with self._lock:
             if not self._closed:
                 self._closed = True
+                if self._session_end is not None:
+                    self._fh.write(self._record(self._event(wall_time=time.time(), summary=self._session_end)))
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
                 self._fh.close()

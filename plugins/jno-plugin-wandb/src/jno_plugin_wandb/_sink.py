@@ -8,6 +8,10 @@ see :meth:`WandbSink.init_weave`) and ``offline_fallback`` (default ``True``: wh
 ``wandb.init`` fails, e.g. no network or no API key, log offline instead of stopping the
 script, and say how to upload later).
 
+A run made by a sweep agent (``jno sweep``; its ``config.json`` has a ``"sweep"`` entry) gets
+``group`` = the sweep id and its hyperparameters (the run config: defaults overridden by the
+trial's values) at the top level of ``config``, as W&B's own sweeps set them.
+
 How each metric type is rendered:
 
 * :class:`~jno_core.metrics.Scalar` -> the number (``nan``/``inf`` kept);
@@ -126,8 +130,14 @@ class WandbSink:
             "dir": str(run.dir),
             "config": config,
             "name": self.run_name,
-            **opts,
         }
+        sweep = config.get("sweep")
+        if isinstance(sweep, dict) and sweep.get("id"):
+            # a sweep trial: grouped by sweep, its hyperparameters at the top of the config (as
+            # W&B's own sweeps set them), so the runs line up in W&B's UI
+            kwargs["group"] = str(sweep["id"])
+            kwargs["config"] = {**config, **dict(config.get("user") or {})}
+        kwargs.update(opts)
         if "settings" not in kwargs:
             kwargs["settings"] = wandb.Settings(init_timeout=DEFAULT_INIT_TIMEOUT)
         self.init_kwargs = kwargs
