@@ -88,6 +88,14 @@ def _sync(argv: list[str]) -> int:
     return int(sync_main(argv) or 0)
 
 
+def _report(argv: list[str]) -> int:
+    """``jno report ...``: every argument goes to :func:`jno_core.report.report_main` (imported
+    here, so ``jno --help`` does not load it)."""
+    from .report import report_main
+
+    return int(report_main(argv) or 0)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jno", description="jno: physics-informed neural networks in JAX.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -98,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     sy = sub.add_parser("sync", help="replay an offline run into remote sinks", add_help=False)
     sy.add_argument("rest", nargs=argparse.REMAINDER)
     sy.set_defaults(func=_cmd_sync)
+    rp = sub.add_parser("report", help="write one self-contained HTML report of runs or a sweep", add_help=False)
+    rp.add_argument("rest", nargs=argparse.REMAINDER)
+    rp.set_defaults(func=lambda args: _report(list(args.rest)))
     return p
 
 
@@ -106,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sync"]:  # its own parser handles every option, --help included
         return _sync(argv[1:])
+    if argv[:1] == ["report"]:
+        return _report(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
