@@ -61,6 +61,8 @@ class Run:
     bus: MetricsBus | None = None
     step: int = -1  # last step delivered; sinks see monotone steps
     closed: bool = False
+    report: bool = False  # write report.html into dir at close (jno.setup(report=True))
+    report_path: Path | None = None  # where close() wrote it
 
     @property
     def config_path(self) -> Path:
@@ -105,6 +107,10 @@ class Run:
             self.bus.close()
         for s in self.sinks:
             plugins.unregister_plugin(s)
+        if self.report:
+            from .report._hook import report_at_close
+
+            self.report_path = report_at_close(self.dir, strict=self.strict)
 
 
 #: the keys of a ``config["solves"]`` entry that merged calls add up (see Run.record_solve)
@@ -127,6 +133,7 @@ def setup(
     strict: bool | None = None,
     progress: bool | None = None,
     config: Mapping[str, Any] | None = None,
+    report: bool | None = None,
 ) -> RunPath:
     """Create the run directory ``<root>/<script stem>/<name or timestamp>`` (``root``
     defaults to ``runs`` in the working directory), write ``config.json`` and open sinks.
@@ -140,9 +147,11 @@ def setup(
     :param strict: re-raise sink and plugin errors instead of reporting them.
     :param progress: force the progress display on/off (default: only on a terminal, not CI).
     :param config: extra user entries stored under ``"user"`` in ``config.json``.
+    :param report: write ``report.html`` (``jno report``) into the run directory when the run
+        closes (default: ``JNO_REPORT``, else ``report`` in ``jno.toml``, else off).
     :returns: the run directory as a :class:`RunPath` (a ``str``).
     """
-    from .sinkconfig import resolve_sinks
+    from .sinkconfig import resolve_report, resolve_sinks
 
     global _current
     with _lock:
@@ -161,8 +170,13 @@ def setup(
         while run_dir.exists():
             run_dir = base / stem / f"{run_name}-{i}"
             i += 1
-    run_dir.mkdir(parents=True, exist_ok=True)
     names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
+    want_report = resolve_report(report)
+    if want_report:  # fail before the run directory exists, not after training
+        from .report._hook import check_report_possible
+
+        check_report_possible(names)
+    run_dir.mkdir(parents=True, exist_ok=True)
     import jax
 
     if jax.process_index() != 0:
@@ -194,6 +208,7 @@ def setup(
         sink_options=options,
         strict=plugins.strict_mode(),
         progress=progress,
+        report=want_report and "csv" in names,  # multi-host: process 0 only
     )
     run.write_config()
     run.bus = MetricsBus(strict=run.strict)

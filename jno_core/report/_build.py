@@ -378,7 +378,9 @@ def _sweep_spec(sw: SweepData, b: _Builder, overlaid: list[str]) -> dict[str, An
         if not xs:
             continue
         numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-        xlog = numeric and wants_log(np.asarray(xs, dtype=np.float64))
+        pcfg = (sw.config.get("parameters") or {}).get(p) if isinstance(sw.config.get("parameters"), dict) else None
+        dist = str(pcfg.get("distribution", "")) if isinstance(pcfg, dict) else ""
+        xlog = numeric and wants_log(np.asarray(xs, dtype=np.float64), prefer="log" in dist)
         ylog = wants_log(np.asarray(ys, dtype=np.float64))
         scatters.append({"type": "scatter", "id": b._id("s"), "title": f"{p} vs best {m}", "param": p, "metric": m,
                          "x": xs if numeric else [str(x) for x in xs], "categorical": not numeric, "y": ys,

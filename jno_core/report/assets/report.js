@@ -47,9 +47,14 @@
     }
     return String(v);
   }
+  // BokehJS typesets $$...$$, \[...\] and \(...\) in text with MathJax fetched from a CDN: break those
+  // delimiters in every text this page shows (metric keys and run names are the user's text)
+  const plain = (t) => String(t).replace(/\$\$/g, "$\u200b$").replace(/\\([[(\])])/g, "\\\u200b$1");
   function figure(title, opts) {
     const tools = "pan,box_zoom,wheel_zoom,reset,save";
-    return Bokeh.Plotting.figure(Object.assign({ title: title, width: W, height: H, tools: tools,
+    if (opts && opts.x_axis_label) opts.x_axis_label = plain(opts.x_axis_label);
+    if (opts && opts.y_axis_label) opts.y_axis_label = plain(opts.y_axis_label);
+    return Bokeh.Plotting.figure(Object.assign({ title: plain(title), width: W, height: H, tools: tools,
       toolbar_location: "right", x_axis_label: "step" }, opts || {}));
   }
   function show(fig, target) { pending.push(Bokeh.Plotting.show(fig, target)); }
@@ -81,10 +86,10 @@
       const dash = multi ? DASHES[keys.indexOf(s.key) % DASHES.length] : "solid";
       const src = new Bokeh.ColumnDataSource({ data: { x: Array.from(x), y: Array.from(y) } });
       p.line({ field: "x" }, { field: "y" }, { source: src, line_color: color, line_width: 1.7, line_dash: dash,
-        legend_label: s.label, name: s.label });
+        legend_label: plain(s.label), name: plain(s.label) });
       if (x.length <= 60) {
         p.scatter({ field: "x" }, { field: "y" }, { source: src, size: 4, fill_color: color, line_color: color,
-          legend_label: s.label });
+          legend_label: plain(s.label) });
       }
     });
     p.add_tools(new Bokeh.HoverTool({ tooltips: [["", "$name"], ["step", "@x"], ["value", "@y{0.000e}"]] }));
