@@ -105,7 +105,11 @@ def _scalar_groups(keys: Sequence[str], positive: dict[str, bool]) -> list[tuple
         for sign_keys, suffix in (([k for k in ks if positive[k]], ""), ([k for k in ks if not positive[k]], " (signed)")):
             if not sign_keys:
                 continue
-            if len(sign_keys) <= MAX_LINES_PER_CHART:
+            fam_sizes: dict[str, int] = defaultdict(int)
+            for k in sign_keys:
+                fam_sizes[_family(k.rsplit("/", 1)[-1])] += 1
+            mixed = any(n > 1 for n in fam_sizes.values()) and len(fam_sizes) > 1
+            if len(sign_keys) <= MAX_LINES_PER_CHART and not (mixed and len(sign_keys) > 4):
                 out.append((f"{parent}/*{suffix}" if len(sign_keys) > 1 else sign_keys[0], sign_keys))
                 continue
             fams: dict[str, list[str]] = defaultdict(list)

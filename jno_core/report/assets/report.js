@@ -54,7 +54,7 @@
     const tools = "pan,box_zoom,wheel_zoom,reset,save";
     if (opts && opts.x_axis_label) opts.x_axis_label = plain(opts.x_axis_label);
     if (opts && opts.y_axis_label) opts.y_axis_label = plain(opts.y_axis_label);
-    return Bokeh.Plotting.figure(Object.assign({ title: plain(title), width: W, height: H, tools: tools,
+    return Bokeh.Plotting.figure(Object.assign({ title: title ? plain(title) : null, width: W, height: H, tools: tools,
       toolbar_location: "right", x_axis_label: "step" }, opts || {}));
   }
   function show(fig, target) { pending.push(Bokeh.Plotting.show(fig, target)); }
@@ -76,7 +76,7 @@
 
   // ------------------------------------------------------------------ charts
   function lines(item, box) {
-    const p = figure(item.title, { y_axis_type: item.log ? "log" : "linear" });
+    const p = figure(null, { y_axis_type: item.log ? "log" : "linear" });
     const keys = [...new Set(item.series.map((s) => s.key))];
     item.series.forEach((s, i) => {
       const x = decode(s.x);
@@ -93,6 +93,12 @@
       }
     });
     p.add_tools(new Bokeh.HoverTool({ tooltips: [["", "$name"], ["step", "@x"], ["value", "@y{0.000e}"]] }));
+    if (item.series.length > 6) {  // many entries: the legend goes right of the plot, not over the data
+      const leg = p.legend;
+      p.center = p.center.filter((r) => r !== leg);
+      p.add_layout(leg, "right");
+      p.width = W + 170;
+    }
     if (p.legend) {
       p.legend.click_policy = "hide";
       p.legend.label_text_font_size = "8pt";
@@ -116,7 +122,7 @@
     const img = (k) => ndarray(frames.slice(k * h * w, (k + 1) * h * w), { shape: [h, w] });
     const src = new Bokeh.ColumnDataSource({ data: { image: [img(F - 1)] } });
     const mapper = colorMapper(item.color);
-    const p = figure(item.title, { x_range: new Bokeh.Range1d({ start: 0, end: w }),
+    const p = figure(null, { x_range: new Bokeh.Range1d({ start: 0, end: w }),
       y_range: new Bokeh.Range1d({ start: h, end: 0 }), x_axis_label: "column", y_axis_label: "row",
       width: Math.min(W, 260 + 16 * w), height: Math.min(H + 40, 200 + 16 * h) });
     p.image({ image: { field: "image" }, x: 0, y: 0, dw: w, dh: h, source: src, color_mapper: mapper });
@@ -138,7 +144,7 @@
     const xs = Array.from(steps);
     const dist = new Bokeh.ColumnDataSource({ data: { x: xs, q0: col(0), q5: col(1), q25: col(2), q50: col(3),
       q75: col(4), q95: col(5), q100: col(6) } });
-    const p = figure(item.title + ": distribution", { y_axis_type: item.log ? "log" : "linear", y_axis_label: "value",
+    const p = figure("distribution over steps", { y_axis_type: item.log ? "log" : "linear", y_axis_label: "value",
       width: 390 });
     p.varea({ x: { field: "x" }, y1: { field: "q5" }, y2: { field: "q95" }, source: dist, fill_color: PALETTE[0],
       fill_alpha: 0.18, legend_label: "5-95%" });
@@ -173,7 +179,7 @@
     const xs = Array.from({ length: n }, (_, i) => i);
     const row = (k) => { const r = Array.from(frames.slice(k * n, (k + 1) * n)); return item.log ? positive(r) : r; };
     const src = new Bokeh.ColumnDataSource({ data: { x: xs, y: row(F - 1) } });
-    const p = figure(item.title, { x_axis_label: "index", y_axis_type: item.log ? "log" : "linear" });
+    const p = figure(null, { x_axis_label: "index", y_axis_type: item.log ? "log" : "linear" });
     p.line({ field: "x" }, { field: "y" }, { source: src, line_color: PALETTE[0], line_width: 1.7 });
     p.scatter({ field: "x" }, { field: "y" }, { source: src, size: 4, fill_color: PALETTE[0], line_color: PALETTE[0] });
     show(p, box);
@@ -186,7 +192,7 @@
     const opts = { x_axis_label: item.param, y_axis_label: "best " + item.metric, y_axis_type: item.ylog ? "log" : "linear" };
     if (item.categorical) opts.x_range = [...new Set(item.x)].sort();
     else opts.x_axis_type = item.xlog ? "log" : "linear";
-    const p = figure(item.title, opts);
+    const p = figure(null, opts);
     const src = new Bokeh.ColumnDataSource({ data: { x: item.x, y: item.y, trial: item.trials } });
     p.scatter({ field: "x" }, { field: "y" }, { source: src, size: 9, fill_color: PALETTE[0], line_color: "#333",
       fill_alpha: 0.8 });
@@ -240,7 +246,7 @@
       return;
     }
     const box = el("div", { class: "chart", "data-chart-id": it.id, "data-kind": it.type });
-    const card = el("div", { class: "card" + (it.type === "histogram" ? " wide2" : "") }, box, notes(it));
+    const card = el("div", { class: "card" }, el("h4", { text: it.title }), box, notes(it));
     grid.append(card);
     try {
       const info = DRAW[it.type](it, box, card);
@@ -298,7 +304,8 @@
       root.append(sec);
     }
     for (const s of spec.sections) {
-      const sec = el("section", { id: s.id }, el("h2", { text: s.title }));
+      const n = s.groups.reduce((a, g) => a + g.items.length, 0);
+      const sec = el("section", { id: s.id, class: n <= 1 && s.id !== "sec-run" ? "compact" : "" }, el("h2", { text: s.title }));
       const grid = el("div", { class: "grid" });
       sec.append(grid);
       for (const g of s.groups) g.items.forEach((it) => item(it, grid));
