@@ -56,3 +56,22 @@ def diagnostics_records(n_steps: int = 12, every: int = 10, seed: int = 0, scale
         }
         out.append((step, m))
     return out
+
+
+def write_sweep(tmp_path: Path, goal: str) -> Path:
+    """A sweep directory (sweep.json + runs/trial-000k/) of three complete trials and a failed one."""
+    d = tmp_path / f"sweep-{goal}"
+    d.mkdir()
+    (d / "sweep.json").write_text(json.dumps({"id": "s1", "method": "random",
+                                              "metric": {"name": "loss/total", "goal": goal},
+                                              "parameters": {"lr": {"min": 1e-4, "max": 1e-1,
+                                                                            "distribution": "log_uniform_values"}}}))
+    finals = {0: 0.5, 1: 0.05, 2: 0.2}
+    for t, fin in finals.items():
+        recs = [(s, {"loss/total": Scalar(v), "train/x": Scalar(1.0)}) for s, v in enumerate([fin / 2, fin, 0.8 * fin])]
+        write_run(d / "runs" / f"trial-{t:04d}", recs, config={"sweep": {
+            "id": "s1", "trial": t, "params": {"lr": 10.0 ** -(t + 1), "act": ["tanh", "relu", "tanh"][t]},
+            "state": "complete", "error": None}})
+    write_run(d / "runs" / "trial-0003", [], config={"sweep": {"id": "s1", "trial": 3, "params": {"lr": 0.5},
+                                                                 "state": "failed", "error": "NaN loss"}})
+    return d

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers_report import diagnostics_records, write_run
+from helpers_report import diagnostics_records, write_run, write_sweep
 from jno_core.metrics import Scalar
 from jno_core.report import Limits, NotARunError, load_inputs, load_run_dir, write_report
 from jno_core.report._build import build_spec
@@ -200,26 +200,8 @@ def test_run_without_metrics_and_corrupt_files(tmp_path):
 
 
 # ---------------------------------------------------------------------------- sweeps
-def _sweep(tmp_path: Path, goal: str) -> Path:
-    d = tmp_path / f"sweep-{goal}"
-    d.mkdir()
-    (d / "sweep.json").write_text(json.dumps({"id": "s1", "method": "random",
-                                              "metric": {"name": "loss/total", "goal": goal},
-                                              "parameters": {"lr": {"min": 1e-4, "max": 1e-1,
-                                                                            "distribution": "log_uniform_values"}}}))
-    finals = {0: 0.5, 1: 0.05, 2: 0.2}
-    for t, fin in finals.items():
-        recs = [(s, {"loss/total": Scalar(v), "train/x": Scalar(1.0)}) for s, v in enumerate([fin / 2, fin, 0.8 * fin])]
-        write_run(d / "runs" / f"trial-{t:04d}", recs, config={"sweep": {
-            "id": "s1", "trial": t, "params": {"lr": 10.0 ** -(t + 1), "act": ["tanh", "relu", "tanh"][t]},
-            "state": "complete", "error": None}})
-    write_run(d / "runs" / "trial-0003", [], config={"sweep": {"id": "s1", "trial": 3, "params": {"lr": 0.5},
-                                                                 "state": "failed", "error": "NaN loss"}})
-    return d
-
-
 def test_sweep_table_sorted_by_metric(tmp_path):
-    spec = build_spec(load_inputs([_sweep(tmp_path, "minimize")]), Limits(max_overlay=2))
+    spec = build_spec(load_inputs([write_sweep(tmp_path, "minimize")]), Limits(max_overlay=2))
     (sw,) = spec["sweeps"]
     rows = sw["table"]["rows"]
     cols = sw["table"]["columns"]
@@ -235,7 +217,7 @@ def test_sweep_table_sorted_by_metric(tmp_path):
     assert act["categorical"] and sorted(set(act["x"])) == ["relu", "tanh"]
     assert sw["overlaid"] == ["s1/trial-0001", "s1/trial-0002"] and sw["n_trials"] == 4
     assert [r["name"] for r in spec["runs"]] == sw["overlaid"]
-    spec = build_spec(load_inputs([_sweep(tmp_path, "maximize")]))
+    spec = build_spec(load_inputs([write_sweep(tmp_path, "maximize")]))
     assert [r[1] for r in spec["sweeps"][0]["table"]["rows"]][:3] == ["trial-0000", "trial-0002", "trial-0001"]
 
 

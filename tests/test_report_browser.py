@@ -229,3 +229,24 @@ def test_two_runs_overlaid_in_chromium(browser, runs, tmp_path):
     _check_charts(browser, state, img)
     loss = next(c for c in state["charts"] if c["title"] == "loss/*")
     assert len(set(loss["colors"])) == 2  # one colour per run, both drawn (checked above)
+
+
+def test_sweep_in_chromium(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from helpers_report import write_sweep
+    from jno_core.report import write_report
+
+    res = write_report([write_sweep(tmp_path, "minimize")])
+    state = _open(browser, res.path)
+    assert state["errors"] == [] and _console_errors(browser) == []
+    rows = browser.find_elements(By.CSS_SELECTOR, "#sec-sweeps table.data tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == [
+        "trial-0001", "trial-0002", "trial-0000", "trial-0003"]
+    header = browser.find_element(By.CSS_SELECTOR, "#sec-sweeps table.data th[data-col='1']")
+    header.click()  # sort by trial name
+    rows = browser.find_elements(By.CSS_SELECTOR, "#sec-sweeps table.data tbody tr")
+    assert rows[0].find_elements(By.TAG_NAME, "td")[1].text == "trial-0000"
+    img = _screenshot(browser, "report_sweep", tmp_path)
+    _check_charts(browser, state, img)
+    assert {c["kind"] for c in state["charts"]} >= {"scatter", "lines"}

@@ -388,7 +388,8 @@ def _sweep_spec(sw: SweepData, b: _Builder, overlaid: list[str]) -> dict[str, An
         ylog = wants_log(np.asarray(ys, dtype=np.float64))
         scatters.append({"type": "scatter", "id": b._id("s"), "title": f"{p} vs best {m}", "param": p, "metric": m,
                          "x": xs if numeric else [str(x) for x in xs], "categorical": not numeric, "y": ys,
-                         "trials": names, "xlog": xlog, "ylog": ylog, "notes": []})
+                         "trials": names, "xlog": xlog, "ylog": ylog,
+                         "notes": [f"red: the best trial ({names[0]})"]})
     return {"id": sw.id, "dir": str(sw.dir), "metric": sw.metric, "goal": sw.goal,
             "table": {"type": "table", "id": b._id("t"), "title": f"Trials sorted by {m} ({sw.goal})",
                       "columns": cols, "rows": rows, "notes": []},

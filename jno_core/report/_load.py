@@ -200,6 +200,8 @@ def load_sweep_dir(path: str | Path) -> SweepData:
             problems.append(str(exc))
             continue
         entry = run.config.get("sweep") if isinstance(run.config.get("sweep"), dict) else {}
+        if entry.get("state") in ("failed", "pruned", "running"):  # no metrics is expected there
+            run.problems = [p for p in run.problems if "no metrics logged yet" not in p]
         best, final = trial_metric(run, metric, goal)
         number = entry.get("trial")
         trials.append(Trial(

@@ -166,6 +166,7 @@
       width: 330 });
     q.quad({ left: { field: "left" }, right: { field: "right" }, top: { field: "top" }, bottom: 0, source: src,
       fill_color: PALETTE[0], line_color: "white", line_width: 0.5 });
+    q.xaxis.each((a) => { a.ticker.desired_num_ticks = 4; });
     q.add_tools(new Bokeh.HoverTool({ tooltips: [["from", "@left{0.000e}"], ["to", "@right{0.000e}"], ["count", "@top"]] }));
     show(new Bokeh.Row({ children: [p, q] }), box);
     card.insertBefore(slider(S, (k) => { src.data = bars(k); mark.location = steps[k]; q.title.text = "at step " + steps[k]; },
@@ -194,12 +195,11 @@
     else opts.x_axis_type = item.xlog ? "log" : "linear";
     const p = figure(null, opts);
     const src = new Bokeh.ColumnDataSource({ data: { x: item.x, y: item.y, trial: item.trials } });
-    p.scatter({ field: "x" }, { field: "y" }, { source: src, size: 9, fill_color: PALETTE[0], line_color: "#333",
-      fill_alpha: 0.8 });
+    p.scatter({ field: "x" }, { field: "y" }, { source: src, size: 9, fill_color: PALETTE[0], line_color: "#333" });
+    for (const r of [p.x_range, p.y_range]) if (r instanceof Bokeh.DataRange1d) r.range_padding = 0.15;
     if (item.y.length) {  // the best trial (the table's first row) in red
       const best = new Bokeh.ColumnDataSource({ data: { x: [item.x[0]], y: [item.y[0]], trial: [item.trials[0]] } });
-      p.scatter({ field: "x" }, { field: "y" }, { source: best, size: 13, fill_color: "#d62728", line_color: "#333",
-        legend_label: "best trial" });
+      p.scatter({ field: "x" }, { field: "y" }, { source: best, size: 13, fill_color: "#d62728", line_color: "#333" });
     }
     p.add_tools(new Bokeh.HoverTool({ tooltips: [["trial", "@trial"], [item.param, "@x"], [item.metric, "@y{0.000e}"]] }));
     show(p, box);
