@@ -184,12 +184,13 @@ def test_run_without_metrics_and_corrupt_files(tmp_path):
     run = write_run(tmp_path / "run", diagnostics_records(4))
     bad = next((run / "arrays").glob("explainability__loss_landscape/*.npz"))
     bad.write_bytes(b"not a zip file")
-    (run / "checkpoints.csv").write_text("epoch,path,timestamp,metadata\n")
+    (run / "checkpoints.csv").write_text('epoch,path,timestamp,metadata\n10,/x,1.5,{"a": 1}\n20,/y,oops,{}\n')
     res = write_report([fresh, run, tmp_path / "missing"], tmp_path / "out.html")
     probs = "\n".join(res.problems)
     assert f"{fresh / 'metrics.csv'}: no metrics logged yet" in probs
     assert str(bad) in probs and "unreadable array file" in probs
     assert f"{tmp_path / 'missing'} does not exist" in probs
+    assert f"{run / 'checkpoints.csv'}: skipped 1 malformed row(s)" in probs
     spec = _spec_of(res.path.read_text())
     assert spec["problems"] == list(res.problems)
     keys = {i.get("key") for i in _items(spec)}
