@@ -78,10 +78,12 @@
   function lines(item, box) {
     const p = figure(null, { y_axis_type: item.log ? "log" : "linear" });
     const keys = [...new Set(item.series.map((s) => s.key))];
+    let lo = Infinity, hi = -Infinity;
     item.series.forEach((s, i) => {
       const x = decode(s.x);
       let y = decode(s.y);
       if (item.log) y = positive(y);
+      for (const v of y) if (isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
       const color = multi ? runColor(s.run) : PALETTE[i % PALETTE.length];
       const dash = multi ? DASHES[keys.indexOf(s.key) % DASHES.length] : "solid";
       const src = new Bokeh.ColumnDataSource({ data: { x: Array.from(x), y: Array.from(y) } });
@@ -92,6 +94,10 @@
           legend_label: plain(s.label) });
       }
     });
+    if (lo === hi) {  // a constant series: centre it instead of Bokeh's default span around it
+      const d = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+      p.y_range = new Bokeh.Range1d({ start: item.log ? lo / 2 : lo - d, end: item.log ? lo * 2 : lo + d });
+    }
     p.add_tools(new Bokeh.HoverTool({ tooltips: [["", "$name"], ["step", "@x"], ["value", "@y{0.000e}"]] }));
     if (item.series.length > 6) {  // many entries: the legend goes right of the plot, not over the data
       const leg = p.legend;
