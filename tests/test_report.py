@@ -233,6 +233,8 @@ def test_cli(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 1
     assert f"{tmp_path / 'nothing'} does not exist" in capsys.readouterr().err
     assert main(["report"]) == 2
+    assert main(["report", str(run), "--max-points", "1"]) == 2
+    assert "--max-points must be at least 2, received 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "report" in capsys.readouterr().out

@@ -33,6 +33,7 @@ __all__ = [
     "SweepData",
     "Inputs",
     "write_report",
+    "default_output",
     "build_spec",
     "render_html",
     "require_bokeh",

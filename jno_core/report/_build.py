@@ -63,7 +63,7 @@ def _section_of(key: str) -> tuple[str, str | None]:
     if len(parts) == 1:
         return "other", None
     if parts[0] == "explainability":
-        return "explainability", parts[1] if len(parts) > 2 else parts[1]
+        return "explainability", parts[1]
     return parts[0], None
 
 
@@ -413,7 +413,7 @@ def build_spec(inputs: Inputs, limits: Limits = Limits(), title: str | None = No
     sweep_overlay: list[tuple[SweepData, list[str]]] = []
     for sw in inputs.sweeps:
         problems.extend(sw.problems)
-        chosen = [t for t in sw.trials][: limits.max_overlay]
+        chosen = sw.trials[: limits.max_overlay]
         names = []
         for t in chosen:
             run = attrs.evolve(t.run, name=f"{sw.id}/{t.name}")

@@ -42,9 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:
         return int(exc.code or 0)
-    for name in ("max_points", "max_frames", "max_trials"):
-        if getattr(args, name) < 2 and name != "max_trials" or getattr(args, name) < 0:
-            print(f"jno report: --{name.replace('_', '-')} must be at least 2, received {getattr(args, name)}.",
+    for name, least in (("max_points", 2), ("max_frames", 2), ("max_trials", 0)):
+        if getattr(args, name) < least:
+            print(f"jno report: --{name.replace('_', '-')} must be at least {least}, received {getattr(args, name)}.",
                   file=sys.stderr)
             return 2
     limits = Limits(max_points=args.max_points, max_frames=args.max_frames, max_overlay=args.max_trials)
