@@ -1,5 +1,6 @@
 """The main example: the spec's 1-D Poisson with every diagnostic on, logged to the embedded
-default sink (CSV in the run directory: no account, no server).
+default sink (CSV in the run directory: no account, no server), ending with the path of the
+run's self-contained HTML report (``jno report``; open it in any browser, offline).
 
     python3 tools/dev.py example
 
@@ -15,7 +16,8 @@ import jno
 from jno_core.replay import read_metrics
 
 π = jno.np.pi
-dire = jno.setup(__file__)  # runs/train_poisson_with_diagnostics/<timestamp>, CSV sink
+# runs/train_poisson_with_diagnostics/<timestamp>, CSV sink; report.html written when the run closes
+dire = jno.setup(__file__, report=True)
 
 domain = jno.domain.line(mesh_size=0.05)
 x, _ = domain.variable("interior")
@@ -46,7 +48,7 @@ callbacks = [
 crux = jno.core([pde.mse, bc.mse])
 history = crux.solve(4_000, callbacks=callbacks)
 cb_ckpt.close()
-jno.finish()  # flush and close the sinks
+jno.finish()  # flush and close the sinks, then write report.html (report=True)
 
 _u, _u_exact = crux.eval([u, u_exact])
 rel_l2 = float(np.linalg.norm(_u - _u_exact) / np.linalg.norm(_u_exact))
@@ -67,3 +69,4 @@ logged = read_metrics(dire)
 print(f"CSV metrics logged   : {len(logged)} keys, e.g. loss/total at "
       f"{len(logged['loss/total']['steps'])} steps")
 assert rel_l2 < 1e-2, rel_l2
+print(f"report (open offline): {dire.run.report_path}")

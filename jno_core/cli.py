@@ -98,6 +98,14 @@ def _sweep(argv: list[str]) -> int:
     return int(sweep_main(argv) or 0)
 
 
+def _report(argv: list[str]) -> int:
+    """``jno report ...``: every argument goes to :func:`jno_core.report.report_main` (imported
+    here, so ``jno --help`` does not load it)."""
+    from .report import report_main
+
+    return int(report_main(argv) or 0)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jno", description="jno: physics-informed neural networks in JAX.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -111,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="hyperparameter sweeps: create, agent, run, show", add_help=False)
     sw.add_argument("rest", nargs=argparse.REMAINDER)
     sw.set_defaults(func=lambda a: _sweep(list(a.rest)))
+    rp = sub.add_parser("report", help="write one self-contained HTML report of runs or a sweep", add_help=False)
+    rp.add_argument("rest", nargs=argparse.REMAINDER)
+    rp.set_defaults(func=lambda args: _report(list(args.rest)))
     return p
 
 
@@ -121,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sync(argv[1:])
     if argv[:1] == ["sweep"]:
         return _sweep(argv[1:])
+    if argv[:1] == ["report"]:
+        return _report(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

@@ -183,19 +183,31 @@ def read_metrics(run_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 def read_checkpoints(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of ``checkpoints.csv``: ``{"epoch", "path", "timestamp", "metadata"}`` in the
-    order written (``[]`` when no checkpoint was saved)."""
+    order written (``[]`` when no checkpoint was saved). Malformed rows are skipped with a
+    ``RuntimeWarning`` naming the file."""
     f = Path(run_dir) / CHECKPOINTS_FILE
     if not f.is_file():
         return []
     out = []
+    bad = 0
     for row in _complete_rows(f):
-        if tuple(row) == CHECKPOINTS_HEADER or len(row) != 4:
+        if tuple(row) == CHECKPOINTS_HEADER or not row:
+            continue
+        if len(row) != 4:
+            bad += 1
             continue
         try:
             out.append({"epoch": int(row[0]), "path": row[1], "timestamp": float(row[2]),
                         "metadata": json.loads(row[3])})
         except ValueError:
-            continue
+            bad += 1
+    if bad:
+        warnings.warn(
+            f"{f}: skipped {bad} malformed row(s); expected 'epoch,path,timestamp,metadata' rows with JSON "
+            "metadata. The file was edited or written by something other than the csv sink.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return out
 
 

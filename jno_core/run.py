@@ -64,6 +64,8 @@ class Run:
     bus: MetricsBus | None = None
     step: int = -1  # last step delivered; sinks see monotone steps
     closed: bool = False
+    report: bool = False  # write report.html into dir at close (jno.setup(report=True))
+    report_path: Path | None = None  # where close() wrote it
 
     @property
     def config_path(self) -> Path:
@@ -122,6 +124,10 @@ class Run:
             self.bus.close()
         for s in self.sinks:
             plugins.unregister_plugin(s)
+        if self.report:
+            from .report._hook import report_at_close
+
+            self.report_path = report_at_close(self.dir, strict=self.strict)
 
 
 #: the keys of a ``config["solves"]`` entry that merged calls add up (see Run.record_solve)
@@ -144,6 +150,7 @@ def setup(
     strict: bool | None = None,
     progress: bool | None = None,
     config: Mapping[str, Any] | None = None,
+    report: bool | None = None,
 ) -> RunPath:
     """Create the run directory ``<root>/<script stem>/<name or timestamp>`` (``root``
     defaults to ``runs`` in the working directory), write ``config.json`` and open sinks.
@@ -161,9 +168,11 @@ def setup(
         sweep agent runs the script (``jno sweep``), the trial's values override them, the run
         directory is the trial's (``<sweep dir>/runs/<trial>``) and ``config.json`` has a
         ``"sweep"`` entry (see :mod:`jno_core.sweep`).
+    :param report: write ``report.html`` (``jno report``) into the run directory when the run
+        closes (default: ``JNO_REPORT``, else ``report`` in ``jno.toml``, else off).
     :returns: the run directory as a :class:`RunPath` (a ``str``).
     """
-    from .sinkconfig import resolve_sinks
+    from .sinkconfig import resolve_report, resolve_sinks
     from .sweep._trial import TrialReporter, deep_merge, take_trial
 
     global _current
@@ -189,8 +198,13 @@ def setup(
             while run_dir.exists():
                 run_dir = base / stem / f"{run_name}-{i}"
                 i += 1
-    run_dir.mkdir(parents=True, exist_ok=True)
     names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
+    want_report = resolve_report(report)
+    if want_report:  # fail before the run directory exists, not after training
+        from .report._hook import check_report_possible
+
+        check_report_possible(names)
+    run_dir.mkdir(parents=True, exist_ok=True)
     import jax
 
     if jax.process_index() != 0:
@@ -224,6 +238,7 @@ def setup(
         sink_options=options,
         strict=plugins.strict_mode(),
         progress=progress,
+        report=want_report and "csv" in names,  # multi-host: process 0 only
     )
     run.write_config()
     run.bus = MetricsBus(strict=run.strict)

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["resolve_sinks", "read_config_file"]
+__all__ = ["resolve_sinks", "resolve_report", "read_config_file"]
 
 
 def read_config_file(cwd: Path | None = None) -> dict[str, Any]:
@@ -86,3 +86,25 @@ def resolve_sinks(
         if n not in seen:
             seen.append(n)
     return seen, options
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def resolve_report(report: bool | None = None) -> bool:
+    """Whether the run writes ``report.html`` when it closes: ``jno.setup(report=...)``, else
+    the environment variable ``JNO_REPORT`` (``1``/``0``, ``true``/``false``, ``yes``/``no``),
+    else ``report = true`` in ``jno.toml`` (or ``[tool.jno]``), else ``False``."""
+    if report is not None:
+        return bool(report)
+    env = os.environ.get("JNO_REPORT")
+    if env is not None:
+        v = env.strip().lower()
+        if v in _TRUE | _FALSE:
+            return v in _TRUE
+        raise ConfigError(f"JNO_REPORT must be 1/0, true/false, yes/no or on/off, received {env!r}.")
+    value = read_config_file().get("report", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"the report entry of jno.toml / [tool.jno] must be true or false, received {value!r}.")
+    return value

@@ -53,6 +53,12 @@ def test_main_example(tmp_path):
     out = _run("train_poisson_with_diagnostics.py", tmp_path)
     assert _number(r"relative L2 error\s+: ([0-9.e+-]+)", out) < 1e-2
     assert "checkpoints          : [3000, 3500, 4000]" in out
+    # the example ends with its report's path (jno.setup(report=True))
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("report (open offline): ") and last.endswith("report.html")
+    report = Path(last.split(": ", 1)[1])
+    assert report.is_file() and report.stat().st_size > 1_000_000
+    assert '"loss/total"' in report.read_text()
 
 
 @pytest.mark.slow
