@@ -42,6 +42,9 @@ from .lr import learning_rate_fn
 from .progress import Progress
 from .sharding import Layout, make_mesh, place_points, replicate
 from .weighting import HostWeightPlaceholder, WeightPlaceholder
+from ._startup import configure_jax
+
+configure_jax()  # matmul precision and compilation cache, also without `import jno`
 
 __all__ = ["Core", "core"]
 
