@@ -15,8 +15,8 @@ Where the cache lives (the first rule that applies):
   JAX's setting is used as it is, jno changes nothing;
 * ``JNO_COMPILATION_CACHE=off`` (or ``0``, ``false``, ``no``, ``none``): no persistent cache;
 * ``JNO_COMPILATION_CACHE=/some/path``: that folder;
-* else ``$XDG_CACHE_HOME/jno/compilation-cache`` (``~/.cache/jno/compilation-cache`` when
-  ``XDG_CACHE_HOME`` is unset).
+* else ``compilation-cache`` in jno's cache folder: ``$JNO_CACHE_DIR``, else
+  ``$XDG_CACHE_HOME/jno``, else ``~/.cache/jno`` (:func:`cache_root`).
 
 jno creates the folder readable and writable by the user only (mode ``0700``): JAX's
 documentation warns that whoever can write to a compilation cache can make the processes
@@ -41,7 +41,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV", "MIN_COMPILE_TIME_S", "configure", "describe", "default_dir", "CompileStats"]
+__all__ = ["ENV", "MIN_COMPILE_TIME_S", "configure", "describe", "cache_root", "default_dir", "CompileStats"]
 
 #: the environment variable that turns the cache off or moves it
 ENV = "JNO_COMPILATION_CACHE"
@@ -55,11 +55,19 @@ _lock = threading.Lock()
 _configured: dict[str, Any] | None = None
 
 
-def default_dir() -> Path:
-    """``$XDG_CACHE_HOME/jno/compilation-cache``, or ``~/.cache/jno/compilation-cache``."""
+def cache_root() -> Path:
+    """jno's per-user cache folder: ``$JNO_CACHE_DIR``, else ``$XDG_CACHE_HOME/jno``, else
+    ``~/.cache/jno``."""
+    own = os.environ.get("JNO_CACHE_DIR", "").strip()
+    if own:
+        return Path(own).expanduser()
     base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "jno" / "compilation-cache"
+    return (Path(base) if base else Path.home() / ".cache") / "jno"
+
+
+def default_dir() -> Path:
+    """``<cache root>/compilation-cache`` (:func:`cache_root`)."""
+    return cache_root() / "compilation-cache"
 
 
 def _private_dir(path: Path) -> None:

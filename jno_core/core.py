@@ -39,7 +39,7 @@ from .nn import Network
 from .parameter import TrainableParameter
 from .batching import check_batchsize, sample_points
 from .lr import learning_rate_fn
-from .progress import Progress
+from .progress import CompileNotice, Progress
 from .sharding import Layout, make_mesh, place_points, replicate
 from .weighting import HostWeightPlaceholder, WeightPlaceholder
 from ._startup import configure_jax
@@ -491,10 +491,12 @@ class Core:
         self._slot_grads = None
         if gsel:
             wanted = np.ones(K, bool)
-            self._slot_grads = jax.jit(self._make_slot_gradients(list(gsel))).lower(
-                empty[0], self._points, args[2], wanted).compile()
-            # an executable's first run pays one-off set-up: not in the first fire
-            jax.block_until_ready(self._slot_grads(empty[0], self._points, args[2], wanted))
+            # compiled (and run once: an executable's first run pays one-off set-up) on the
+            # compile pool while the plugins prepare; the first fire after the chunk waits for it
+            self._slot_grads = compile_pool.compile_lowered(
+                jax.jit(self._make_slot_gradients(list(gsel))).lower(empty[0], self._points, args[2], wanted),
+                (empty[0], self._points, args[2], wanted), name="slot_gradients",
+                compiler_options=compile_pool.DEFAULT_COMPILER_OPTIONS)
         self._n_slots = K
         self._gsel = list(gsel)
         self._snap_template = empty  # shapes and placement of a chunk's snapshots
@@ -601,7 +603,12 @@ class Core:
         buffer = _MetricsBuffer(bus)
         ctx = SolveContext(self, run, start, end, buffer.add)
         gsel = self._gradient_selectors(ctx, [p for _, p in pm.list_name_plugin()] + callbacks)
-        hist.compile_time = self._compile_chunk(batchsize, seed, gsel)
+        notice = CompileNotice(progress if progress is not None else (run.progress if run else None)).start()
+        try:
+            hist.compile_time = self._compile_chunk(batchsize, seed, gsel)
+        except BaseException:
+            notice.close()
+            raise
         registered: list[Any] = []
         worker = None
         self._solving = True
@@ -621,6 +628,7 @@ class Core:
             compile_pool.drain(ctx)
             setup_time = time.perf_counter() - t_begin
             hist.compile_time += setup_time
+            notice.finish()  # "jno: compiled in 2.4 s (...)" (see jno_core.progress)
             if self._concurrent_fires_allowed():
                 worker = ctx._worker = buffer.worker = DiagnosticsWorker()
             self._loop(ctx, hist, pm, plan, buffer, start, end, cap, log_every, progress, run)
@@ -628,6 +636,7 @@ class Core:
             ctx.epoch = self.epoch
             P.call_hook(pm, "on_solve_end", ctx=ctx, history=hist)
         finally:
+            notice.close()
             self._solving = False
             if worker is not None:
                 worker.close()
