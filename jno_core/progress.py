@@ -106,63 +106,7 @@ class CompileNotice:
         return self.message
 
     def close(self) -> None:
-        if self.enabled and self._shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-class CompileNotice:
-    """Tells the user that a solve is compiling and, once done, how long it took.
-
-    :meth:`start` (before the train step compiles) shows ``jno: compiling ...`` on the
-    progress line (when the display is on); :meth:`finish` (after every plugin's
-    ``on_solve_begin``) replaces it with
-    ``jno: compiled in 2.4 s (31 XLA programs, 27 read from the compilation cache)`` and logs
-    the same at INFO level on the ``"jno"`` logger (also when the display is off). Nothing is
-    shown or logged when nothing compiled (a repeated solve of the same solver).
-    :attr:`message` holds the last message; :meth:`close` ends the counting (idempotent)."""
-
-    def __init__(self, enabled: bool | None = None) -> None:
-        from .compile_cache import CompileStats
-
-        self.enabled = default_enabled() if enabled is None else bool(enabled)
-        self.stats = CompileStats()
-        self.message: str | None = None
-        self._t0 = 0.0
-        self._open = False
-        self._shown = False
-
-    def start(self, what: str = "the train step") -> "CompileNotice":
-        self._t0 = time.perf_counter()
-        self.stats.__enter__()
-        self._open = True
-        self._what = what
-        return self
-
-    def note(self, what: str) -> None:
-        """Say what is compiling now (shown only once something took a moment)."""
-        self._what = what
-        if self.enabled and self.stats.compiles:
-            sys.stderr.write(f"\rjno: compiling {what} ...{' ' * 20}")
-            sys.stderr.flush()
-            self._shown = True
-
-    def finish(self) -> str | None:
-        """End the notice: the message (None when nothing compiled)."""
-        self.close()
-        s = self.stats
-        if s.compiles == 0:
-            return None
-        dt = time.perf_counter() - self._t0
-        cached = f", {s.cache_hits} read from the compilation cache" if s.cache_lookups else ""
-        self.message = f"jno: compiled in {dt:.1f} s ({s.compiles} XLA programs{cached})"
-        logger.info(self.message)
-        if self.enabled:
-            sys.stderr.write(f"\r{self.message}{' ' * 20}\n")
-            sys.stderr.flush()
-        return self.message
-
-    def close(self) -> None:
+        """Stop counting compilations (idempotent)."""
         if self._open:
             self._open = False
             self.stats.__exit__()
