@@ -313,8 +313,10 @@ class ParamProbe:
 class CompileEvents:
     """Context manager that records JAX's compilation events while active: tracing to a
     jaxpr, lowering to MLIR and XLA backend compilation (``jax.monitoring`` duration events
-    named ``/jax/core/compile/...``). A call served from JAX's caches records nothing, so an
-    empty :attr:`events` means nothing was traced or compiled::
+    named ``/jax/core/compile/...``). A call served from JAX's in-memory caches records
+    nothing, so an empty :attr:`events` means nothing was traced or compiled; an executable
+    read back from the persistent compilation cache records a backend-compile event and
+    counts in :attr:`cache_hits`::
 
         with CompileEvents() as ce:
             crux.solve(5)
@@ -326,6 +328,9 @@ class CompileEvents:
     def __init__(self) -> None:
         #: the event names, in order (e.g. ``"/jax/core/compile/backend_compile_duration"``)
         self.events: list[str] = []
+        #: XLA compilations served by the persistent compilation cache (each also records a
+        #: ``backend_compile_duration`` event: reading an executable back replaces compiling it)
+        self.cache_hits = 0
 
     @property
     def count(self) -> int:
@@ -336,16 +341,27 @@ class CompileEvents:
         if event.startswith(self.PREFIX):
             self.events.append(event)
 
+    def _event(self, event: str, **kwargs: Any) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            self.cache_hits += 1
+
+    @property
+    def backend_compiles(self) -> int:
+        """XLA compilations (``backend_compile_duration`` events), cache hits included."""
+        return sum(e.endswith("backend_compile_duration") for e in self.events)
+
     def __enter__(self) -> "CompileEvents":
         import jax
 
         jax.monitoring.register_event_duration_secs_listener(self._listener)
+        jax.monitoring.register_event_listener(self._event)
         return self
 
     def __exit__(self, *exc: object) -> None:
         import jax
 
         jax.monitoring.unregister_event_duration_listener(self._listener)
+        jax.monitoring.unregister_event_listener(self._event)
 
 
 _T = TypeVar("_T")

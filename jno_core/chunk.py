@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import compile_pool
 from .batching import sample_points
 from .compile import Env, evaluate
 from .context import constraint_gradients
@@ -273,10 +274,12 @@ def compile_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: 
     crux._slot_grads = None
     if gsel:
         wanted = np.ones(K, bool)
-        crux._slot_grads = jax.jit(make_slot_gradients(crux, list(gsel))).lower(
-            empty[0], crux._points, args[2], wanted).compile()
-        # an executable's first run pays one-off set-up: not in the first fire
-        jax.block_until_ready(crux._slot_grads(empty[0], crux._points, args[2], wanted))
+        # compiled (and run once: an executable's first run pays one-off set-up) on the
+        # compile pool while the plugins prepare; the first fire after the chunk waits for it
+        crux._slot_grads = compile_pool.compile_lowered(
+            jax.jit(make_slot_gradients(crux, list(gsel))).lower(empty[0], crux._points, args[2], wanted),
+            (empty[0], crux._points, args[2], wanted), name="slot_gradients",
+            compiler_options=compile_pool.DEFAULT_COMPILER_OPTIONS)
     crux._n_slots = K
     crux._gsel = list(gsel)
     crux._snap_template = empty  # shapes and placement of a chunk's snapshots

@@ -3,7 +3,8 @@
 ``jno plugins [--json]``
     List the installed plugins (entry-point group ``"jno"``): name, distribution, version,
     the names each registers per kind (trackers, callbacks, sinks, weightings) and the hooks
-    it implements. The same records as :func:`jno_core.plugins.describe_plugins`.
+    it implements. The same records as :func:`jno_core.plugins.describe_plugins`, reused from
+    jno's cache folder while no plugin changed (see :mod:`jno_core._plugin_cache`).
 
 ``jno sync ...``
     Replay an offline run into remote sinks (see :mod:`jno_core.replay`).
@@ -70,9 +71,9 @@ def format_plugin_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from . import plugins
+    from ._plugin_cache import describe_cached  # the plugins import JAX: reuse a description
 
-    records = plugins.describe_plugins()
+    records = describe_cached()
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True))
     else:

@@ -13,6 +13,8 @@ point) this gives exactly the per-point derivative, and nesting JVPs gives highe
 from __future__ import annotations
 
 import os
+import itertools
+import threading
 from typing import Any, Callable, Mapping
 
 import jax
@@ -59,9 +61,26 @@ BINARY: dict[str, Callable[..., Any]] = {
 }
 
 
+_key_serials = itertools.count()
+_key_lock = threading.Lock()
+
+
 def trainable_key(t: Any) -> str:
-    """The key of a network or trainable parameter in ``Env.params``."""
-    return f"{t.name}#{id(t)}"
+    """The key of a network or trainable parameter in ``Env.params``: ``"<name>#<n>"``, ``n``
+    counting the trainables that got a key in this process (unique even for equal names).
+
+    A serial rather than ``id(t)``: the keys name the compiled programs' arguments and
+    results, so a key that changed from process to process (an address) made every rerun
+    of the same script a new program for the persistent compilation cache
+    (:mod:`jno_core.compile_cache`)."""
+    key = vars(t).get("_jno_key")
+    if key is None:
+        with _key_lock:
+            key = vars(t).get("_jno_key")
+            if key is None:
+                key = f"{t.name}#{next(_key_serials)}"
+                t._jno_key = key
+    return key
 
 
 class Env:

@@ -44,7 +44,8 @@ import numpy as np
 
 from .errors import JnoPluginError
 
-__all__ = ["Pending", "compile_async", "run_async", "settle", "drain", "cache_key", "pool_size"]
+__all__ = ["Pending", "compile_async", "run_async", "compile_lowered", "settle", "drain", "cache_key", "pool_size",
+           "DEFAULT_COMPILER_OPTIONS"]
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
@@ -54,6 +55,16 @@ _pending: "weakref.WeakKeyDictionary[Any, list[Pending]]" = weakref.WeakKeyDicti
 # solve context -> {key: Pending} of run_async jobs (one per key and solve)
 _jobs: "weakref.WeakKeyDictionary[Any, dict[Any, Pending]]" = weakref.WeakKeyDictionary()
 _UNSET = object()
+# compile_lowered's compilations not yet drained (the core's own, not a plugin's)
+_loose: "list[Pending]" = []
+
+#: XLA options of the executables compiled here unless the caller passes its own: backend
+#: optimisation level 1 (XLA's CPU default is 2). Diagnostics run once per ``interval``
+#: epochs, so their compile time weighs more than their run time: on script 09's trackers
+#: level 1 compiled about half as long with fires as fast (level 0 compiled faster still
+#: but ran the Hessian's fire several times slower); figures in benchmarks/bench_setup.py's
+#: history (issue #20).
+DEFAULT_COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1}
 
 
 def pool_size() -> int:
@@ -156,8 +167,8 @@ def compile_async(ctx: Any, name: str, fn: Callable[..., Any], *example_args: An
     :param owner: the plugin's name, used in errors.
     :param warm_up: call the new executable once with ``example_args`` after compiling (only
         on a cache miss: a cached executable has run before).
-    :param compiler_options: XLA options for this executable (``Lowered.compile``), e.g.
-        ``{"xla_backend_optimization_level": 1}`` for a large, rarely run function.
+    :param compiler_options: XLA options for this executable (``Lowered.compile``); default
+        :data:`DEFAULT_COMPILER_OPTIONS` (``{}``: XLA's defaults, which compile slower).
 
     A cache hit returns a finished :class:`Pending` at once. Call :func:`settle` at the end of
     ``on_solve_begin``.
@@ -171,6 +182,8 @@ def compile_async(ctx: Any, name: str, fn: Callable[..., Any], *example_args: An
     if busy is not None:  # started by another plugin of this solve
         return busy
     lowered = jax.jit(fn).lower(*example_args)
+    if compiler_options is None:
+        compiler_options = DEFAULT_COMPILER_OPTIONS
     warm_args = tuple(example_args) if warm_up else None
     pending = Pending(name, owner, lowered.out_info)
     cache.compiling[key] = pending  # before the worker can finish (it removes the entry)
@@ -220,10 +233,11 @@ def run_async(ctx: Any, key: Any, job: Callable[[], Any], *, owner: str = "plugi
 
 def drain(ctx: Any) -> None:
     """Wait for every compilation and job started for ``ctx`` by :func:`compile_async` and
-    :func:`run_async`; raise the first failure (a :class:`~jno_core.errors.JnoPluginError`
+    :func:`run_async` (and those of :func:`compile_lowered`); raise the first failure (a :class:`~jno_core.errors.JnoPluginError`
     naming its plugin). Idempotent; the core may call it after ``on_solve_begin``."""
     with _lock:
-        todo = _pending.pop(ctx, [])
+        todo = _pending.pop(ctx, []) + _loose
+        _loose.clear()
     first: BaseException | None = None
     for p in todo:
         try:
@@ -255,3 +269,48 @@ def settle(ctx: Any, plugin: Any) -> None:
     ``on_solve_begin`` order declares ``compiles_in_background = True`` (it drains then)."""
     if not _later_background_compiler(plugin):
         drain(ctx)
+
+
+class _Deferred:
+    """An executable compiling on the pool (:func:`compile_lowered`): calling it waits for
+    the compilation (and its warm-up run), then calls the executable."""
+
+    __slots__ = ("pending", "_compiled")
+
+    def __init__(self, pending: Pending) -> None:
+        self.pending, self._compiled = pending, None
+
+    def __call__(self, *args: Any) -> Any:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = self.pending.result()
+        return compiled(*args)
+
+
+def compile_lowered(lowered: Any, warm_args: tuple[Any, ...] | None, *, name: str = "function",
+                    compiler_options: dict[str, Any] | None = None) -> Callable[..., Any]:
+    """Compile an already lowered function (``jax.jit(f).lower(...)``) on the pool, plus one
+    warm-up call with ``warm_args``, and return a callable that waits for it on first use.
+    For the core's own per-solve executables needed only after the train chunk has run (the
+    snapshot slots' gradient matrices): they compile while the plugins prepare, and the next
+    :func:`drain` (of any solve) waits for them too."""
+
+    def job() -> Any:
+        compiled = lowered.compile(compiler_options=compiler_options) if compiler_options else lowered.compile()
+        if warm_args is not None:
+            jax.tree_util.tree_map(np.asarray, compiled(*warm_args))
+        return compiled
+
+    pool = _pool()
+    fut: Future = Future()
+    if pool is None:
+        try:
+            fut.set_result(job())
+        except Exception as exc:  # raised by the first call or drain
+            fut.set_exception(exc)
+    else:
+        fut = pool.submit(job)
+    pending = Pending(name, "jno core", None, fut)
+    with _lock:
+        _loose.append(pending)
+    return _Deferred(pending)

@@ -31,10 +31,14 @@ from .loop import SolveLoop
 from .lr import learning_rate_fn
 from .nn import Network
 from .parameter import TrainableParameter
+from .progress import CompileNotice
 from .session import SolveSession
 from .sharding import Layout, make_mesh, place_points, replicate
 from .state import TrainState
 from .weighting import HostWeightPlaceholder, WeightPlaceholder
+from ._startup import configure_jax
+
+configure_jax()  # matmul precision and compilation cache, also without `import jno`
 
 __all__ = ["Core", "core"]
 
@@ -271,9 +275,16 @@ class Core:
             hist.trackers[name] = TrackerHistory(name, t.interval)
         try:
             with SolveSession(self, current_run(), callbacks, start, start + epochs) as session:
-                gsel = self._gradient_selectors(session.ctx, [p for _, p in session.pm.list_name_plugin()] + callbacks)
-                hist.compile_time = self._compile_chunk(batchsize, seed, gsel)
-                hist.compile_time += session.begin(self._describe(epochs, callbacks), self._concurrent_fires_allowed())
+                run = session.run
+                notice = CompileNotice(progress if progress is not None else (run.progress if run else None)).start()
+                try:
+                    gsel = self._gradient_selectors(session.ctx, [p for _, p in session.pm.list_name_plugin()] + callbacks)
+                    hist.compile_time = self._compile_chunk(batchsize, seed, gsel)
+                    hist.compile_time += session.begin(self._describe(epochs, callbacks),
+                                                       self._concurrent_fires_allowed())
+                    notice.finish()  # "jno: compiled in 2.4 s (...)" (see jno_core.progress)
+                finally:
+                    notice.close()
                 SolveLoop(self, session.ctx, hist, session.pm, session.plan, session.buffer, cap, log_every).run(progress)
                 session.end(hist)
         except NonFiniteLossError:

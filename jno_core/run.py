@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import attrs
 
-from . import plugins
+from . import compile_cache, plugins
 from .delivery import MetricsBus
 from .runconfig import RunConfig
 
@@ -222,6 +222,7 @@ def setup(
         "versions": package_versions(),
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
+        "compilation_cache": compile_cache.describe(),
         "sinks": names,
         "sink_options": {k: v for k, v in options.items()},
         "user": user,
