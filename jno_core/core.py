@@ -34,6 +34,8 @@ from .context import SolveContext, constraint_gradients
 from .domain import point_set
 from .errors import ConfigError, JnoPluginError, NonFiniteLossError, ShapeError
 from .history import History, TrackerHistory
+from .interrupts import interruptible
+from .validation import check_callbacks, check_solve_memory
 from .metrics import Array, Scalar
 from .nn import Network
 from .parameter import TrainableParameter
@@ -563,7 +565,8 @@ class Core:
             _check_positive_int(chunk_size, "chunk_size", "chunk_size=500"), self.chunk_size)
         if self._solving:
             raise RuntimeError("solve() is already running on this solver (re-entrant call).")
-        callbacks = list(callbacks or [])
+        callbacks = check_callbacks(callbacks)
+        check_solve_memory(epochs, len(self.loss_terms))
         for cb in callbacks:
             iv = getattr(cb, "interval", None)
             if iv is not None and (isinstance(iv, bool) or not isinstance(iv, (int, np.integer)) or iv <= 0):
@@ -620,7 +623,8 @@ class Core:
             hist.compile_time += setup_time
             if self._concurrent_fires_allowed():
                 worker = ctx._worker = buffer.worker = DiagnosticsWorker()
-            self._loop(ctx, hist, pm, plan, buffer, start, end, cap, log_every, progress, run)
+            with interruptible(self, hist) as intr:  # Ctrl-C / SIGTERM: stop cleanly (jno_core.interrupts)
+                self._loop(ctx, hist, pm, plan, buffer, start, end, cap, log_every, progress, run)
             ctx.wait_for_diagnostics()
             ctx.epoch = self.epoch
             P.call_hook(pm, "on_solve_end", ctx=ctx, history=hist)
@@ -646,6 +650,7 @@ class Core:
                 for cb in registered:
                     P.unregister_plugin(cb)
         self._merge_history(hist)
+        intr.reraise()
         return hist
 
     def _concurrent_fires_allowed(self) -> bool:

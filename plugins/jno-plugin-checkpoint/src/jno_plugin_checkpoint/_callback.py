@@ -432,6 +432,9 @@ class Checkpoint:
                 job.set_row(None)
         while self._jobs:
             job = self._jobs[0]
+            if not job.queued:  # interrupted before it reached the writer: never written
+                self._jobs.pop(0)
+                continue
             if not block and not job.done.done():
                 return
             self._jobs.pop(0)

@@ -45,6 +45,9 @@ class SaveJob:
         self.final = final
         self.row: cf.Future = cf.Future()
         self.done: cf.Future = cf.Future()
+        #: set once the job is in the writer's queue (an interrupt may stop the training
+        #: thread before: such a job is never waited for)
+        self.queued = False
 
     def set_row(self, row: Any) -> None:
         """Hand over the loss row (idempotent: the first value wins)."""
@@ -73,6 +76,7 @@ class Writer:
     def submit(self, job: SaveJob) -> None:
         """Queue ``job``; blocks while :data:`MAX_QUEUED` jobs wait (back-pressure)."""
         self._q.put(job)
+        job.queued = True
 
     def alive(self) -> bool:
         return self._thread.is_alive()
