@@ -9,8 +9,10 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -18,6 +20,7 @@ import attrs
 
 from . import plugins
 from .delivery import MetricsBus
+from .rundir import RunLock, atomic_write_text, make_run_dir
 
 __all__ = ["Run", "RunPath", "setup", "current_run", "finish", "package_versions"]
 
@@ -61,15 +64,21 @@ class Run:
     bus: MetricsBus | None = None
     step: int = -1  # last step delivered; sinks see monotone steps
     closed: bool = False
+    lock: Any = None  # the RunLock held while the run is open
 
     @property
     def config_path(self) -> Path:
         return self.dir / "config.json"
 
     def write_config(self) -> None:
-        tmp = self.config_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, self.config_path)
+        """Rewrite ``config.json`` atomically (temporary file, ``fsync``, rename). A failure
+        (e.g. a full disk) leaves the previous file and no temporary one, and is reported
+        with a ``RuntimeWarning``: it never stops training."""
+        err = atomic_write_text(self.config_path, json.dumps(self.config, indent=2, sort_keys=True, default=str))
+        if err is not None:
+            warnings.warn(f"jno: could not rewrite {self.config_path} ({type(err).__name__}: {err}); the previous "
+                          "version is kept and training goes on. Free space or fix the directory's permissions.",
+                          RuntimeWarning, stacklevel=3)
 
     def record_solve(self, entry: dict[str, Any]) -> None:
         """Add a ``solve()`` call to ``config["solves"]`` and rewrite ``config.json``.
@@ -101,10 +110,14 @@ class Run:
         if self.closed:
             return
         self.closed = True
-        if self.bus is not None:
-            self.bus.close()
-        for s in self.sinks:
-            plugins.unregister_plugin(s)
+        try:
+            if self.bus is not None:
+                self.bus.close()
+            for s in self.sinks:
+                plugins.unregister_plugin(s)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 #: the keys of a ``config["solves"]`` entry that merged calls add up (see Run.record_solve)
@@ -154,15 +167,38 @@ def setup(
     script = str(Path(file).resolve()) if file else None
     stem = Path(file).stem if file else "jno"
     base = Path(root) if root is not None else Path.cwd() / "runs"
-    run_name = name or _timestamp()
-    run_dir = base / stem / run_name
-    if name is None:
-        i = 1
-        while run_dir.exists():
-            run_dir = base / stem / f"{run_name}-{i}"
-            i += 1
-    run_dir.mkdir(parents=True, exist_ok=True)
     names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
+    # atomic: a new timestamped directory per process; a named one is locked (jno_core.rundir)
+    run_dir, created = make_run_dir(base, stem, name, _timestamp())
+    run_name = run_dir.name
+    try:
+        lock = RunLock(run_dir)
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    run: Run | None = None
+    try:
+        run = _open_run(run_dir, run_name, script, stem, names, options, seed, config, progress)
+        run.lock = lock
+    except BaseException:
+        # a failed setup leaves no stray run directory (nor a half-opened run)
+        if run is not None:
+            run.close()
+        lock.release()
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    with _lock:
+        _current = run
+    out = RunPath(str(run.dir))
+    out.run = run
+    return out
+
+
+def _open_run(run_dir: Path, run_name: str, script: str | None, stem: str, names: list[str], options: dict[str, Any],
+              seed: int, config: Mapping[str, Any] | None, progress: bool | None) -> Run:
+    """Write ``config.json`` into ``run_dir`` and open the sinks ``names``."""
     import jax
 
     if jax.process_index() != 0:
@@ -197,17 +233,17 @@ def setup(
     )
     run.write_config()
     run.bus = MetricsBus(strict=run.strict)
-    for sink_name in names:
-        entry = plugins.lookup("sinks", sink_name, namespace="sink")
-        sink = entry.factory(run)
-        plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
-        run.sinks.append(sink)
-        run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
-    with _lock:
-        _current = run
-    out = RunPath(str(run.dir))
-    out.run = run
-    return out
+    try:
+        for sink_name in names:
+            entry = plugins.lookup("sinks", sink_name, namespace="sink")
+            sink = entry.factory(run)
+            plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
+            run.sinks.append(sink)
+            run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
+    except BaseException:
+        run.close()
+        raise
+    return run
 
 
 def current_run() -> Run | None:
