@@ -88,10 +88,16 @@ class Domain:
 
 
 def _intervals(lo: float, hi: float, mesh_size: float) -> int:
-    if not mesh_size > 0:
+    if isinstance(mesh_size, bool) or not isinstance(mesh_size, (int, float, np.integer, np.floating)):
+        raise TypeError(f"mesh_size must be a number (the grid spacing, e.g. mesh_size=0.01), received "
+                        f"{type(mesh_size).__name__} {mesh_size!r}.")
+    if not np.isfinite(mesh_size) or not mesh_size > 0:
         raise ValueError(f"mesh_size must be > 0, received {mesh_size!r}.")
     if not hi > lo:
         raise ValueError(f"a range must have lo < hi, received ({lo}, {hi}).")
+    if mesh_size > hi - lo:
+        raise ValueError(f"mesh_size {mesh_size!r} is larger than the range ({lo}, {hi}) of length {hi - lo}; "
+                         f"expected a grid spacing smaller than the domain, e.g. mesh_size={(hi - lo) / 100:g}.")
     return max(2, int(round((hi - lo) / mesh_size)))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import ConfigError, JnoPluginError
 
-__all__ = ["check_callbacks", "check_solve_memory", "check_tracker_value", "history_bytes"]
+__all__ = ["check_callbacks", "check_solve_memory", "check_tracker_value", "history_bytes", "warn_unmarked_hooks"]
 
 _NOT_PLUGINS = (bool, int, float, complex, str, bytes, np.generic, np.ndarray)
 
@@ -79,3 +79,36 @@ def check_tracker_value(name: str, value: Any) -> dict[str, Any]:
         )
     return value
 
+
+
+def warn_unmarked_hooks(plugin: Any, label: str, hook_names: Sequence[str]) -> list[str]:
+    """Warn when ``plugin`` marks no method with ``@hookimpl`` but defines methods named like
+    hooks (pluggy calls only marked ones, so they would silently never run); returns them.
+    ``on_epoch`` of a plugin with an ``interval`` is exempt (the loop calls it directly)."""
+    import inspect
+    import warnings
+
+    if isinstance(plugin, type):
+        return []
+    marked, named = False, []
+    for attr in dir(plugin):
+        try:
+            raw = inspect.getattr_static(plugin, attr)
+        except AttributeError:
+            continue
+        if isinstance(raw, (staticmethod, classmethod)):
+            raw = raw.__func__
+        if not callable(raw):
+            continue
+        if hasattr(raw, "jno_impl"):
+            marked = True
+            break
+        if attr in hook_names and not (attr == "on_epoch" and getattr(plugin, "interval", None)):
+            named.append(attr)
+    if marked or not named:
+        return []
+    warnings.warn(
+        f"jno plugin {label!r} defines {named} but marks no method with @hookimpl, so they are never "
+        "called; decorate them: from jno import hookimpl, then @hookimpl above each hook method.",
+        UserWarning, stacklevel=4)
+    return named
