@@ -307,3 +307,20 @@ def test_unmarked_hook_methods_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         small_problem().crux.solve(2, callbacks=[Fine()])
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to tell the written file")
+def test_csv_array_file_on_a_full_disk_is_reported_and_leaves_no_temporary(tmp_path: Path, monkeypatch) -> None:
+    """The csv sink fails on an array file: the failure names the sink and says it is skipped
+    from now on (its metrics.csv too); no partial array file is left."""
+    from jno_core.metrics import Array
+
+    rp = jno.setup("s.py", name="r", root=tmp_path / "runs", sinks=["csv"])
+    d = Path(rp)
+    _enospc_for(monkeypatch, "/arrays/")
+    with pytest.warns(RuntimeWarning, match=r"jno sink csv .* failed .*skipped for the rest of this run.*No space left"):
+        rp.run.bus.put(1, {"spec": Array([1.0, 2.0])})
+        rp.run.bus.flush()
+    monkeypatch.undo()
+    leftovers = [f for _, _, files in os.walk(d / "arrays") for f in files]
+    assert leftovers == []

@@ -246,11 +246,16 @@ class CsvSink:
         tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{name}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             if self.fsync:
                 os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            os.unlink(tmp)  # a full disk: leave no partial file taking space
+            raise
+        os.close(fd)
         while True:
             names.add(name)
             target = folder / name
