@@ -50,7 +50,7 @@ from .hookspecs import hookimpl, hookspec
 from .masks import selected_leaves
 from .metrics import Array, Heatmap, Histogram, MetricValue, Scalar, as_metric, as_metrics
 from .parameter import TrainableParameter
-from .plugins import get_plugin_manager, plugin_name
+from .plugins import get_plugin_manager, plugin_name, strict_mode
 from .expr import Placeholder, as_expr
 from .replay import (
     ARRAYS_DIR,
@@ -78,6 +78,6 @@ __all__ = [
     "SUFFIX", "TMP_PREFIX", "ArrayRecord", "encode_array_file", "file_name", "parse_name", "read_array_file",
     "read_metrics", "read_checkpoints", "METRICS_FILE", "METRICS_HEADER", "CHECKPOINTS_FILE",
     "CHECKPOINTS_HEADER", "ARRAYS_DIR", "array_dirname", "Placeholder", "as_expr", "Domain", "points_on",
-    "run", "current_run", "get_plugin_manager", "plugin_name", "replicate",
+    "run", "current_run", "get_plugin_manager", "plugin_name", "strict_mode", "replicate",
     *_errors,
 ]

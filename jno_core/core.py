@@ -27,6 +27,7 @@ from .context import SolveContext
 from .domain import point_set, points_on
 from .errors import ConfigError, JnoPluginError, NonFiniteLossError, ShapeError
 from .history import History, TrackerHistory
+from .interrupts import interruptible
 from .loop import SolveLoop
 from .lr import learning_rate_fn
 from .nn import Network
@@ -35,6 +36,7 @@ from .progress import CompileNotice
 from .session import SolveSession
 from .sharding import Layout, make_mesh, place_points, replicate
 from .state import TrainState
+from .validation import check_callbacks, check_solve_memory
 from .weighting import HostWeightPlaceholder, WeightPlaceholder
 from ._startup import configure_jax
 
@@ -261,7 +263,8 @@ class Core:
             _check_positive_int(chunk_size, "chunk_size", "chunk_size=500"), self.chunk_size)
         if self._solving:
             raise RuntimeError("solve() is already running on this solver (re-entrant call).")
-        callbacks = _check_callbacks(callbacks)
+        callbacks = _check_callbacks(check_callbacks(callbacks))
+        check_solve_memory(epochs, len(self.loss_terms))
         from .run import current_run
 
         self._ensure_state()
@@ -273,6 +276,7 @@ class Core:
         hist = History(list(self.constraint_names))
         for name, t in zip(self.tracker_names, self.tracker_exprs):
             hist.trackers[name] = TrackerHistory(name, t.interval)
+        intr = interruptible(self, hist)
         try:
             with SolveSession(self, current_run(), callbacks, start, start + epochs) as session:
                 run = session.run
@@ -285,12 +289,15 @@ class Core:
                     notice.finish()  # "jno: compiled in 2.4 s (...)" (see jno_core.progress)
                 finally:
                     notice.close()
-                SolveLoop(self, session.ctx, hist, session.pm, session.plan, session.buffer, cap, log_every).run(progress)
+                with intr:  # Ctrl-C / SIGTERM: stop cleanly (jno_core.interrupts)
+                    SolveLoop(self, session.ctx, hist, session.pm, session.plan, session.buffer, cap,
+                              log_every).run(progress)
                 session.end(hist)
         except NonFiniteLossError:
             self._merge_history(hist)
             raise
         self._merge_history(hist)
+        intr.reraise()
         return hist
 
     def _concurrent_fires_allowed(self) -> bool:

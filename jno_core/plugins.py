@@ -28,6 +28,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import JnoPluginError, UnknownNameError
+from .validation import warn_unmarked_hooks
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -182,6 +183,7 @@ def _check_hookimpls(pm: pluggy.PluginManager, plugin: Any, label: str) -> None:
     if cacheable and cls in _CHECKED_CLASSES:
         return
     _check_attrs(plugin, label)
+    warn_unmarked_hooks(plugin, label, [n for n in dir(hookspecs.JnoSpec) if not n.startswith("_")])
     if cacheable:
         _CHECKED_CLASSES.add(cls)
 

@@ -48,6 +48,7 @@ __all__ = [
     "array_dirname",
     "read_metrics",
     "read_checkpoints",
+    "CHECKPOINT_DIR",
     "load_run",
     "iter_batches",
     "ReplaySummary",
@@ -181,6 +182,20 @@ def read_metrics(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: the folder of a run's checkpoints (``jno.callbacks.checkpoint()``'s default directory)
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is a checkpoint directory ``<folder>/<epoch>`` (links resolved: a
+    link leading out of ``folder`` is outside)."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return real.parent == folder and real.name.isdigit()
+
+
 def read_checkpoints(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of ``checkpoints.csv``: ``{"epoch", "path", "timestamp", "metadata"}`` in the
     order written (``[]`` when no checkpoint was saved). Malformed rows are skipped with a
@@ -292,7 +307,9 @@ def replay(run_dir: str | Path, sink_name: str, *, checkpoints: bool = True, **o
     :param run_dir: a run directory written with the ``csv`` sink.
     :param sink_name: a registered sink name other than ``"csv"``.
     :param checkpoints: also replay ``checkpoints.csv`` through ``save_checkpoint`` (after the
-        metrics of the checkpoint's epoch); checkpoints whose directory is gone are skipped.
+        metrics of the checkpoint's epoch); checkpoints whose directory is gone are skipped, and
+        so is (with a warning) any row naming a path outside the run's own ``checkpoints/``
+        folder: a sync never uploads other directories.
     :param opts: options for the sink, merged over the run's ``sink_options[sink_name]`` (for
         W&B these are ``wandb.init`` keyword arguments, e.g. ``project="jNO"``).
     :returns: a :class:`ReplaySummary`.
@@ -307,7 +324,10 @@ def replay(run_dir: str | Path, sink_name: str, *, checkpoints: bool = True, **o
     data = read_metrics(run_dir)
     ckpts = read_checkpoints(run_dir) if checkpoints else []
     entry = plugins.lookup("sinks", sink_name, namespace="sink")
+    # options the sink asks jno sync for (TensorBoard: replace the previous sync's events)
+    opts = {**dict(getattr(entry.factory, "replay_options", None) or {}), **opts}
     run = load_run(run_dir, sink_name, opts)
+    own = (Path(run.dir) / CHECKPOINT_DIR).resolve()
     sink = entry.factory(run)
     saver = getattr(sink, "save_checkpoint", None)
     pending = [c for c in ckpts if saver is not None]
@@ -317,6 +337,12 @@ def replay(run_dir: str | Path, sink_name: str, *, checkpoints: bool = True, **o
         nonlocal n_ckpt
         while pending and pending[0]["epoch"] <= limit:
             c = pending.pop(0)
+            if not _inside(Path(c["path"]), own):
+                warnings.warn(
+                    f"checkpoints.csv names {c['path']!r} for epoch {c['epoch']}, which is not a checkpoint directory "
+                    f"inside the run's own {own}; jno sync uploads only those, so it is skipped.",
+                    RuntimeWarning, stacklevel=3)
+                continue
             if not Path(c["path"]).exists():
                 warnings.warn(f"checkpoint {c['path']} (epoch {c['epoch']}) no longer exists; not replayed.",
                               RuntimeWarning, stacklevel=3)

@@ -9,8 +9,10 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -19,6 +21,7 @@ import attrs
 from . import compile_cache, plugins
 from .delivery import MetricsBus
 from .runconfig import RunConfig
+from .rundir import RunLock, atomic_write_text, make_run_dir
 
 __all__ = ["Run", "RunPath", "setup", "current_run", "finish", "log", "package_versions"]
 
@@ -66,15 +69,21 @@ class Run:
     closed: bool = False
     report: bool = False  # write report.html into dir at close (jno.setup(report=True))
     report_path: Path | None = None  # where close() wrote it
+    lock: Any = None  # the RunLock held while the run is open
 
     @property
     def config_path(self) -> Path:
         return self.dir / "config.json"
 
     def write_config(self) -> None:
-        tmp = self.config_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, self.config_path)
+        """Rewrite ``config.json`` atomically (temporary file, ``fsync``, rename). A failure
+        (e.g. a full disk) leaves the previous file and no temporary one, and is reported
+        with a ``RuntimeWarning``: it never stops training."""
+        err = atomic_write_text(self.config_path, json.dumps(self.config, indent=2, sort_keys=True, default=str))
+        if err is not None:
+            warnings.warn(f"jno: could not rewrite {self.config_path} ({type(err).__name__}: {err}); the previous "
+                          "version is kept and training goes on. Free space or fix the directory's permissions.",
+                          RuntimeWarning, stacklevel=3)
 
     def record_solve(self, entry: dict[str, Any]) -> None:
         """Add a ``solve()`` call to ``config["solves"]`` and rewrite ``config.json``.
@@ -120,14 +129,18 @@ class Run:
         if self.closed:
             return
         self.closed = True
-        if self.bus is not None:
-            self.bus.close()
-        for s in self.sinks:
-            plugins.unregister_plugin(s)
-        if self.report:
-            from .report._hook import report_at_close
+        try:
+            if self.bus is not None:
+                self.bus.close()
+            for s in self.sinks:
+                plugins.unregister_plugin(s)
+            if self.report:
+                from .report._hook import report_at_close
 
-            self.report_path = report_at_close(self.dir, strict=self.strict)
+                self.report_path = report_at_close(self.dir, strict=self.strict)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 #: the keys of a ``config["solves"]`` entry that merged calls add up (see Run.record_solve)
@@ -173,7 +186,7 @@ def setup(
     :returns: the run directory as a :class:`RunPath` (a ``str``).
     """
     from .sinkconfig import resolve_report, resolve_sinks
-    from .sweep._trial import TrialReporter, deep_merge, take_trial
+    from .sweep._trial import deep_merge, take_trial
 
     global _current
     with _lock:
@@ -187,24 +200,54 @@ def setup(
     base = Path(root) if root is not None else Path.cwd() / "runs"
     trial = take_trial()
     user = dict(config or {})
-    if trial is not None:  # run by a sweep agent: its folder, the trial's values
-        run_name, run_dir = trial.name, trial.run_dir
+    if trial is not None:  # run by a sweep agent: the trial's values
         user = deep_merge(user, trial.params)
-    else:
-        run_name = name or _timestamp()
-        run_dir = base / stem / run_name
-        if name is None:
-            i = 1
-            while run_dir.exists():
-                run_dir = base / stem / f"{run_name}-{i}"
-                i += 1
     names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
     want_report = resolve_report(report)
     if want_report:  # fail before the run directory exists, not after training
         from .report._hook import check_report_possible
 
         check_report_possible(names)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if trial is not None:  # the trial's folder
+        run_dir, run_name = Path(trial.run_dir), trial.name
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        # atomic: a new timestamped directory per process; a named one is locked (jno_core.rundir)
+        run_dir, created = make_run_dir(base, stem, name, _timestamp())
+        run_name = run_dir.name
+    try:
+        lock = RunLock(run_dir)
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    run: Run | None = None
+    try:
+        run = _open_run(run_dir, run_name, script, stem, names, options, seed, user, progress, trial, want_report)
+        run.lock = lock
+    except BaseException:
+        # a failed setup leaves no stray run directory (nor a half-opened run)
+        if run is not None:
+            run.close()
+        lock.release()
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    with _lock:
+        _current = run
+    out = RunPath(str(run.dir))
+    out.run = run
+    out.config = RunConfig(user)
+    return out
+
+
+def _open_run(run_dir: Path, run_name: str, script: str | None, stem: str, names: list[str], options: dict[str, Any],
+              seed: int, user: dict[str, Any], progress: bool | None, trial: Any, want_report: bool) -> Run:
+    """Write ``config.json`` into ``run_dir`` and open the sinks ``names`` (and, for a sweep
+    trial, its reporter)."""
+    from .sweep._trial import TrialReporter
+
     import jax
 
     if jax.process_index() != 0:
@@ -243,23 +286,22 @@ def setup(
     )
     run.write_config()
     run.bus = MetricsBus(strict=run.strict)
-    for sink_name in names:
-        entry = plugins.lookup("sinks", sink_name, namespace="sink")
-        sink = entry.factory(run)
-        plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
-        run.sinks.append(sink)
-        run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
-    if trial is not None:  # the sweep sees the metric and can stop a pruned trial's solve
-        reporter = TrialReporter(trial, run.dir)
-        plugins.register_plugin(reporter, name=f"sweep:{trial.name}:{id(reporter)}")
-        run.sinks.append(reporter)
-        run.bus.add_sink(reporter, label="sweep reporter")
-    with _lock:
-        _current = run
-    out = RunPath(str(run.dir))
-    out.run = run
-    out.config = RunConfig(user)
-    return out
+    try:
+        for sink_name in names:
+            entry = plugins.lookup("sinks", sink_name, namespace="sink")
+            sink = entry.factory(run)
+            plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
+            run.sinks.append(sink)
+            run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
+        if trial is not None:  # the sweep sees the metric and can stop a pruned trial's solve
+            reporter = TrialReporter(trial, run.dir)
+            plugins.register_plugin(reporter, name=f"sweep:{trial.name}:{id(reporter)}")
+            run.sinks.append(reporter)
+            run.bus.add_sink(reporter, label="sweep reporter")
+    except BaseException:
+        run.close()
+        raise
+    return run
 
 
 def current_run() -> Run | None:

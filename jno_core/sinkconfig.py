@@ -22,20 +22,49 @@ from typing import Any, Mapping, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["resolve_sinks", "resolve_report", "read_config_file"]
+__all__ = ["resolve_sinks", "resolve_report", "read_config_file", "CONFIG_KEYS"]
+
+
+#: the keys ``jno.toml`` / ``[tool.jno]`` may hold
+CONFIG_KEYS = ("sinks", "sink_options", "report")
+
+
+def _load_toml(f: Path) -> dict[str, Any]:
+    try:
+        with f.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{f} is not valid TOML ({exc}); fix that line or remove the file.") from None
+
+
+def _check_keys(table: Any, where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, received {table!r}.")
+    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown key(s) {unknown}; the valid keys are {list(CONFIG_KEYS)} "
+            "(e.g. sinks = [\"csv\", \"tensorboard\"] and a [sink_options.csv] table)."
+        )
+    opts = table.get("sink_options", {})
+    if not isinstance(opts, dict) or not all(isinstance(v, dict) for v in opts.values()):
+        raise ConfigError(f"sink_options in {where} must hold one table per sink ([sink_options.<name>]), "
+                          f"received {opts!r}.")
+    return table
 
 
 def read_config_file(cwd: Path | None = None) -> dict[str, Any]:
-    """The ``jno.toml`` table, else ``[tool.jno]`` of ``pyproject.toml``, else ``{}``."""
+    """The ``jno.toml`` table, else ``[tool.jno]`` of ``pyproject.toml``, else ``{}``.
+    A TOML syntax error or an unknown key is a :class:`~jno_core.errors.ConfigError` naming
+    the file (and listing the valid keys)."""
     cwd = cwd or Path.cwd()
     f = cwd / "jno.toml"
     if f.is_file():
-        with f.open("rb") as fh:
-            return tomllib.load(fh)
+        return _check_keys(_load_toml(f), str(f))
     p = cwd / "pyproject.toml"
     if p.is_file():
-        with p.open("rb") as fh:
-            return tomllib.load(fh).get("tool", {}).get("jno", {})
+        table = _load_toml(p).get("tool", {}).get("jno", {})
+        return _check_keys(table, f"[tool.jno] of {p}")
     return {}
 
 
@@ -66,6 +95,11 @@ def resolve_sinks(
         names = _as_list(sinks, "jno.setup(sinks=...)")
     elif os.environ.get("JNO_SINKS") is not None:
         names = _as_list(os.environ["JNO_SINKS"], "JNO_SINKS")
+        if not names:
+            raise ConfigError(
+                f"JNO_SINKS is set but names no sink ({os.environ['JNO_SINKS']!r}); set it to sink names "
+                "such as 'csv,tensorboard', to 'none' to disable metrics, or unset it."
+            )
     elif "sinks" in file_cfg:
         names = _as_list(file_cfg["sinks"], "the sinks entry of jno.toml / [tool.jno]")
     else:

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import compile_pool
 from .hookspecs import hookimpl
+from .validation import check_tracker_value
 
 __all__ = ["Tracker"]
 
@@ -180,7 +181,7 @@ class Tracker:
     def _fire(self, ctx: Any, epoch: int) -> None:
         """Compute, store and log one fire (on the diagnostics thread when there is one)."""
         t0 = time.perf_counter()
-        value = self.compute(ctx, epoch)
+        value = check_tracker_value(self.name, self.compute(ctx, epoch))
         value = {k: np.asarray(v) for k, v in value.items()}
         missing = [k for k in self.result_keys if k not in value]
         if missing:

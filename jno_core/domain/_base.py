@@ -109,13 +109,18 @@ class Domain:
     # ------------------------------------------------------------------ set-up
     @staticmethod
     def _check_mesh_size(mesh_size: Any, dim: int) -> tuple[float, ...]:
+        items = mesh_size if isinstance(mesh_size, (tuple, list)) else [mesh_size]
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"mesh_size must be a number (the grid spacing, e.g. mesh_size=0.01) or one per "
+                                f"spatial axis, received {type(v).__name__} {v!r}.")
         h = np.atleast_1d(np.asarray(mesh_size, dtype=np.float64))
         if h.ndim != 1 or len(h) not in (1, dim):
             raise ValueError(
                 f"mesh_size must be one number or one per spatial axis ({dim}), received {mesh_size!r}; "
                 "the time resolution is the nt of time=(t0, t1, nt)."
             )
-        if not np.all(h > 0):
+        if not np.all(np.isfinite(h)) or not np.all(h > 0):
             raise ValueError(f"mesh_size must be > 0, received {mesh_size!r}.")
         return tuple(float(v) for v in np.broadcast_to(h, (dim,)))
 

@@ -31,10 +31,13 @@ class Piece:
 
 def grid_intervals(lo: float, hi: float, h: float) -> int:
     """Number of grid intervals of spacing about ``h`` on ``[lo, hi]`` (at least 2)."""
-    if not h > 0:
+    if not np.isfinite(h) or not h > 0:
         raise ValueError(f"mesh_size must be > 0, received {h!r}.")
     if not hi > lo:
         raise ValueError(f"a range must have lo < hi, received ({lo}, {hi}).")
+    if h > hi - lo:
+        raise ValueError(f"mesh_size {h!r} is larger than the range ({lo}, {hi}) of length {hi - lo}; "
+                         f"expected a grid spacing smaller than the domain, e.g. mesh_size={(hi - lo) / 100:g}.")
     return max(2, int(round((hi - lo) / h)))
 
 

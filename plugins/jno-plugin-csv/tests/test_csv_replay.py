@@ -66,7 +66,7 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     plugins.reset()
     path = jrun.setup(str(tmp_path / "poisson.py"), name="rec", root=tmp_path / "runs", sinks=["csv"])
     run = path.run
-    ckpt = tmp_path / "ckpts" / "5"
+    ckpt = Path(path) / "checkpoints" / "5"  # jno sync uploads only checkpoints in the run's own folder
     ckpt.mkdir(parents=True)
     (ckpt / "state.npz").write_bytes(b"x")
     run.bus.put(0, {"loss/total": Scalar(3.0), "loss/nan": Scalar(float("nan"))})

@@ -9,6 +9,7 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,10 +17,10 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from jno_core.api import CheckpointError, ConfigError
-from jno_core.api import hookimpl
+from jno_core.api import CheckpointError, ConfigError, hookimpl, strict_mode
 
 from . import _format as F
+from ._writer import SaveJob, Writer
 from ._restore import apply_state, collect_plugin_state, load_into
 
 __all__ = ["Checkpoint"]
@@ -35,15 +36,6 @@ def _positive_int(value: Any, what: str, example: str, allow_none: bool = False)
 
 
 _YIELD_FIRST = 0.002  # seconds the writer waits before starting a job
-
-
-def _lower_priority() -> None:
-    """Writer-thread initializer: nice +10 (Linux: per thread), so on a busy machine the
-    scheduler prefers the training thread; with idle cores it changes nothing."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass
 
 
 def _stateful_concurrent_plugins(exclude: Any) -> bool:
@@ -75,21 +67,40 @@ class Checkpoint:
         a local disk, spent on the writer thread).
 
     Saving costs the training thread the dispatch of one compiled pack of the state (one
-    buffer per dtype; it does not wait for the device); the copy to the host, the loss
-    evaluation for the metadata, serialising, fsync and pruning run on a writer thread.
-    Files: ``<directory>/<epoch>/state.safetensors`` and ``metadata.json`` (see
-    :mod:`jno_plugin_checkpoint._format`). Each completed save calls the ``save_checkpoint``
-    hook through the run's metrics bus (sinks, e.g. the W&B artifact upload, get it in order
-    with the metrics) once the files are complete: at the next chunk boundary, or — for the final save, which ``solve()`` does not
-    wait for — at :meth:`close` (the spec calls ``cb.close()`` after ``solve``),
-    :meth:`restore`, the next solve's first chunk boundary, or interpreter exit.
+    buffer per dtype; it does not wait for the device). A writer thread copies it to the host
+    and writes ``state.safetensors`` into ``<directory>/.tmp-<epoch>-<pid>`` at once; the
+    metadata needs the losses at the saved parameters, which the training loop computes as the
+    first row of the chunk starting at that epoch, so ``metadata.json`` is written and the
+    directory renamed to ``<epoch>`` as soon as that chunk ends. Files:
+    ``<directory>/<epoch>/state.safetensors`` and ``metadata.json`` (see
+    :mod:`jno_plugin_checkpoint._format`).
+
+    **On time, bounded.** Before the state of a save epoch is copied, the previous save is
+    complete on disk (the training thread waits for it there, which costs nothing unless the
+    disk is slower than the save interval: then training slows to the disk's pace instead of
+    queueing states). So a process killed at any moment keeps every checkpoint but possibly the
+    newest due one (at most one interval lost), and at most two states (one being written, one
+    being copied) are held in memory. The first save never waits behind a compilation: the loss
+    function the final save needs is compiled on a thread of its own, started in
+    ``on_solve_begin``.
+
+    **Failures.** A write that fails (full disk, permissions, read-only file system) removes its
+    temporary directory and is reported on the training thread at the next save epoch (or at
+    the end of the solve, or in :meth:`close` for the final save), naming the plugin and the
+    path: by default with a ``RuntimeWarning``, after which checkpointing is off for the rest
+    of that solve while training goes on; in strict mode (``jno.setup(strict=True)`` or
+    ``JNO_STRICT=1``) as a :class:`~jno_core.errors.CheckpointError` that stops the solve.
+    An error of ``best_fn`` is always raised.
+
+    Each completed save calls the ``save_checkpoint`` hook through the run's metrics bus (sinks,
+    e.g. the W&B artifact upload, get it in order with the metrics) once the files are complete:
+    at the next chunk boundary, or — for the final save, which ``solve()`` does not wait for —
+    at :meth:`close` (the spec calls ``cb.close()`` after ``solve``), :meth:`restore`, the next
+    solve, or interpreter exit (also after Ctrl-C or SIGTERM).
 
     ``metadata["total_loss"]`` / ``["individual_losses"]`` are the losses *at the saved
-    parameters* (weighted as in training). At the save epoch ``e`` the loop has not computed
-    epoch ``e``'s loss yet; it is the first row of the next chunk, so a periodic save is handed
-    to the writer at the end of that chunk with exactly the row ``history`` records for ``e``.
-    The final save of a solve (whose epoch has no row) evaluates the losses once, on the
-    writer thread.
+    parameters* (weighted as in training): the row ``history`` records for that epoch; the
+    final save of a solve (whose epoch has no row) evaluates them once, on the writer thread.
     """
 
     name = "checkpoint"
@@ -132,9 +143,10 @@ class Checkpoint:
         self.fsync = bool(fsync)
         self.saved: list[dict[str, Any]] = []  # metadata of every save of this object, in order
         self.save_times_ms: list[float] = []  # training-thread time per save
-        self._executor: cf.ThreadPoolExecutor | None = None
-        self._pending: list[tuple[int, cf.Future, Any]] = []
-        self._awaiting: list[tuple[list, Any]] = []  # saves waiting for their loss row
+        self._writer: Writer | None = None
+        self._jobs: list[SaveJob] = []  # submitted saves not yet delivered, in order
+        #: why checkpointing is off for the rest of this solve (a failed write), or None
+        self.disabled: str | None = None
         self._lock = threading.Lock()
         self._best: dict[int, float] = {}
         self._cleaned = False
@@ -154,44 +166,53 @@ class Checkpoint:
     # ------------------------------------------------------------------ hooks
     @hookimpl
     def on_solve_begin(self, ctx: Any) -> None:
-        """Describe the state's structure and start the writer thread, so the first save is
-        as cheap as the others (the loss evaluation the metadata may need compiles on the
-        writer thread once training runs: :meth:`_prepare_loss_fn`)."""
-        self._drain(block=False)
+        """Describe the state's structure, start the writer thread and the compilation of the
+        loss function the final save needs (on a thread of its own, so no save waits for it)."""
+        self._settle(block=False)
+        self.disabled = None
         self._structure(ctx.crux, ctx.state)
         self._start_writer()
+        self._prepare_loss_fn(ctx.crux)
 
     @hookimpl
     def on_epoch(self, ctx: Any, epoch: int) -> None:
-        """Copy the state at ``epoch`` to the host; the write starts at the end of the next
-        chunk, whose first loss row is this state's loss (no extra evaluation)."""
-        self._drain(block=False)
-        self._prepare_loss_fn(ctx.crux)
+        """Wait until the previous save is on disk (see the class docstring), then copy the
+        state at ``epoch`` and hand it to the writer (``state.safetensors`` is written now,
+        ``metadata.json`` once the next chunk has computed this state's loss)."""
         if epoch == ctx.start_epoch:
+            self._settle(block=False)
+            return
+        self._settle(block=True)
+        if self.disabled:
             return
         if _stateful_concurrent_plugins(self):
             ctx.wait_for_diagnostics()
-        self._save(ctx.crux, epoch, ctx.run, defer=True)
+        self._save(ctx.crux, epoch, ctx.run, row_pending=True)
 
     @hookimpl
     def on_chunk_end(self, ctx: Any, epochs: Any, losses: Any) -> None:
-        self._prepare_loss_fn(ctx.crux)
-        if self._awaiting:
+        """Hand the saves waiting for their loss row the chunk's first row (the loss at the
+        state the chunk started from), and deliver the finished saves."""
+        if self._jobs:
             first = int(np.asarray(epochs)[0]) if len(epochs) else None
-            row = np.asarray(losses[0], np.float64) if len(epochs) else None
-            self._submit_awaiting(lambda e: row if e == first else None)
-        self._drain(block=False)
+            for job in self._jobs:
+                if not job.row.done():
+                    job.set_row(np.asarray(losses[0], np.float64) if job.epoch == first else None)
+        self._settle(block=False)
 
     @hookimpl
     def on_solve_end(self, ctx: Any, history: Any) -> None:
-        """Save the final state (unless this epoch was just saved). The write finishes on the
-        writer thread; :meth:`close`, :meth:`restore` or interpreter exit wait for it, and
-        they or the next chunk boundary deliver its ``save_checkpoint`` hook."""
+        """Wait for the periodic saves (a failure is reported here), then save the final state
+        (unless this epoch was just saved). The final write finishes on the writer thread;
+        :meth:`close`, :meth:`restore`, the next solve or interpreter exit wait for it and
+        deliver its ``save_checkpoint`` hook."""
         crux = ctx.crux
-        self._submit_awaiting(lambda e: None)
+        self._settle(block=True)
+        if self.disabled:
+            return
         if self._last_saved != (id(crux), int(crux.epoch)):
-            self._save(crux, int(crux.epoch), ctx.run)
-        self._drain(block=False)
+            self._save(crux, int(crux.epoch), ctx.run, final=True)
+        self._settle(block=False)
 
     # ------------------------------------------------------------------ saving
     def save(self, crux: Any, wait: bool = True) -> None:
@@ -200,19 +221,28 @@ class Checkpoint:
 
         self._save(crux, int(crux.epoch), current_run())
         if wait:
-            self._drain(block=True)
+            self._settle(block=True)
 
     def _prepare_loss_fn(self, crux: Any) -> None:
-        """Queue the compilation of :meth:`_loss_fn` (against the live state's shapes) as the
-        writer thread's next job, once per solver. Only the writer calls it, for a save whose
-        loss row was not recorded (e.g. the final one), so it compiles there while training
-        runs instead of in the solve's set-up (``on_solve_begin``, where the trackers compile
-        for their first fire); jobs run in order, so every later write finds it compiled."""
+        """Start compiling :meth:`_loss_fn` (against the live state's shapes) on a thread of
+        its own, once per solver. Only the writer calls it, for a save whose loss row was not
+        recorded (the final one); it compiles while training runs, and no save waits for it
+        in the writer's queue."""
         if crux in self._loss_fns:
             return
         st = crux.state
         args = (st.params, crux.points, crux.current_inputs(), crux.weights(st))
-        self._loss_fns[crux] = self._start_writer().submit(lambda: jax.jit(crux.loss_fn).lower(*args).compile())
+        f = crux.loss_fn
+        fut: cf.Future = cf.Future()
+
+        def compile_() -> None:
+            try:
+                fut.set_result(jax.jit(f).lower(*args).compile())
+            except BaseException as exc:  # noqa: BLE001 - raised where it is used
+                fut.set_exception(exc)
+
+        self._loss_fns[crux] = fut
+        threading.Thread(target=compile_, name="jno-checkpoint-compile", daemon=True).start()
 
     def _loss_fn(self, crux: Any) -> Any:
         """``f(params, points, inputs, weights) -> (N,)`` the constraint losses as training
@@ -248,9 +278,9 @@ class Checkpoint:
         self._copier = hit[2]
         return treedef, leaves, hit[0], hit[1]
 
-    def _save(self, crux: Any, epoch: int, run: Any, defer: bool = False) -> None:
-        """Training thread: copy the state to the host and hand it to the writer thread (with
-        ``defer``, only once the loss row of ``epoch`` arrives in ``on_chunk_end``). Under
+    def _save(self, crux: Any, epoch: int, run: Any, row_pending: bool = False, final: bool = False) -> None:
+        """Training thread: pack the state on the device and hand it to the writer thread
+        (with ``row_pending``, its loss row follows in ``on_chunk_end``). Under
         ``jax.distributed`` only process 0 writes (the state is replicated)."""
         if jax.process_index() != 0:
             return
@@ -259,37 +289,26 @@ class Checkpoint:
         treedef, leaves, info, structure = self._structure(crux, state)
         copier = self._copier
         flats = copier(leaves)
-        job = [int(epoch), crux, treedef, (copier, flats), info, structure, crux.current_inputs(),
-               collect_plugin_state(crux, exclude=self), time.time(), None]
+        job = SaveJob(epoch, (crux, treedef, copier, flats, info, structure, crux.current_inputs(),
+                              collect_plugin_state(crux, exclude=self), time.time()), run, final=final)
+        for earlier in self._jobs:  # nothing else will give them a row: never wait for one
+            earlier.set_row(None)
+        if not row_pending:
+            job.set_row(None)
         self._last_saved = (id(crux), int(epoch))
-        if defer:
-            self._awaiting.append((job, run))
-        else:
-            self._submit(job, run)
+        self._jobs.append(job)
+        self._start_writer().submit(job)  # blocks while a save waits in the queue (back-pressure)
         self.save_times_ms.append((time.perf_counter() - t0) * 1e3)
 
-    def _submit(self, job: list, run: Any) -> None:
-        fut = self._start_writer().submit(self._write, tuple(job))
-        self._pending.append((int(job[0]), fut, run))
-
-    def _submit_awaiting(self, row_for: Callable[[int], Any]) -> None:
-        """Hand the deferred saves to the writer; ``row_for(epoch)`` gives the recorded
-        ``[total, loss_1..N]`` row of that epoch, or None (the writer then evaluates it)."""
-        awaiting, self._awaiting = self._awaiting, []
-        for job, run in awaiting:
-            job[-1] = row_for(job[0])
-            self._submit(job, run)
-
-    def _start_writer(self) -> cf.ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jno-checkpoint",
-                                                   initializer=_lower_priority)
+    def _start_writer(self) -> Writer:
+        if self._writer is None or not self._writer.alive():
+            self._writer = Writer(lambda job: self._write(job))
             if not self._atexit:
-                # runs after the writer threads were joined and before jno.finish() closes the
-                # run (atexit is LIFO), so the last save's hook still reaches the sinks
+                # runs before jno.finish() closes the run (atexit is LIFO), so the last save's
+                # hook still reaches the sinks; the writer is a daemon thread, alive until then
                 atexit.register(self._close_quietly)
                 self._atexit = True
-        return self._executor
+        return self._writer
 
     def _close_quietly(self) -> None:
         try:
@@ -303,44 +322,51 @@ class Checkpoint:
         return np.asarray(self._loss_fn(crux)(state[0], crux.points, inputs, crux.scheme_weights(state[2])),
                           np.float64)
 
-    def _write(self, job: tuple) -> dict[str, Any]:
-        """Writer thread: finish the metadata, write atomically, prune.
+    def _write(self, job: SaveJob) -> dict[str, Any]:
+        """Writer thread: write the state file now, the metadata once the loss row arrives,
+        then rename atomically and prune. A failure leaves no temporary directory behind.
 
         The ``time.sleep`` calls hand the GIL back: the training thread needs it only briefly
         between device chunks, but a thread waiting for the GIL gets it after CPython's 5 ms
-        switch interval unless the holder releases it — without them, the writer's few
-        milliseconds of Python work delayed the next chunk's launch by up to that much."""
+        switch interval unless the holder releases it."""
         time.sleep(_YIELD_FIRST)  # let the training thread launch the next chunk first
-        epoch, crux, treedef, (copier, flats), info, structure, inputs, plugin_state, stamp, row = job
+        epoch = job.epoch
+        crux, treedef, copier, flats, info, structure, inputs, plugin_state, stamp = job.payload
         host = copier.split(flats)
-        if row is None:
-            vals = self._losses(crux, treedef, host, info, inputs)
-            total = float(vals.sum())
-        else:  # the row the training loop recorded for this epoch
-            vals, total = row[1:], float(row[0])
-        time.sleep(0)
         arrays = {d["path"]: a for d, a in zip(info, host)}
-        final = self.directory / str(epoch)
-        meta: dict[str, Any] = {
-            "epoch": epoch,
-            "total_loss": total,
-            "individual_losses": [float(v) for v in vals],
-            "checkpoint_dir": str(final),
-            "timestamp": stamp,
-        }
-        if self.best_fn is not None:
-            try:
-                meta["best_value"] = float(self.best_fn(dict(meta)))
-            except Exception as exc:
-                raise CheckpointError(
-                    f"checkpoint best_fn failed on the metadata of epoch {epoch} ({type(exc).__name__}: {exc}); "
-                    f"it receives a dict with keys {sorted(meta)}, e.g. best_fn=lambda m: m['total_loss']."
-                ) from exc
         if not self._cleaned:
             F.remove_stale_temporaries(self.directory)
             self._cleaned = True
         time.sleep(0)
-        F.write_checkpoint_dir(self.directory, epoch, arrays, structure, plugin_state, meta, fsync=self.fsync)
+        tmp = F.begin_checkpoint_dir(self.directory, epoch, arrays, structure, plugin_state, fsync=self.fsync)
+        try:
+            row = job.row.result()
+            if row is None:
+                vals = self._losses(crux, treedef, host, info, inputs)
+                total = float(vals.sum())
+            else:  # the row the training loop recorded for this epoch
+                vals, total = row[1:], float(row[0])
+            final = self.directory / str(epoch)
+            meta: dict[str, Any] = {
+                "epoch": epoch,
+                "total_loss": total,
+                "individual_losses": [float(v) for v in vals],
+                "checkpoint_dir": str(final),
+                "timestamp": stamp,
+            }
+            if self.best_fn is not None:
+                try:
+                    meta["best_value"] = float(self.best_fn(dict(meta)))
+                except Exception as exc:
+                    raise CheckpointError(
+                        f"checkpoint best_fn failed on the metadata of epoch {epoch} ({type(exc).__name__}: {exc}); "
+                        f"it receives a dict with keys {sorted(meta)}, e.g. best_fn=lambda m: m['total_loss']."
+                    ) from exc
+        except BaseException:
+            F.discard(tmp)
+            raise
+        time.sleep(0)
+        F.finish_checkpoint_dir(self.directory, tmp, epoch, meta, fsync=self.fsync)
         if "best_value" in meta:
             self._best[epoch] = meta["best_value"]
         with self._lock:
@@ -381,44 +407,66 @@ class Checkpoint:
                 shutil.rmtree(self.directory / str(s), ignore_errors=True)
                 self._best.pop(s, None)
 
-    def _drain(self, block: bool) -> None:
-        """Deliver finished saves (in order) to the sinks; with ``block`` wait for all.
-        A failed write is raised here, on the training thread."""
-        if block and self._awaiting:
-            self._submit_awaiting(lambda e: None)
-        while self._pending:
-            epoch, fut, run = self._pending[0]
-            if not block and not fut.done():
+    def _settle(self, block: bool) -> None:
+        """Deliver finished saves (in order) to the sinks; with ``block`` wait for all (a save
+        still waiting for its loss row gets none: the writer evaluates it). A failed write is
+        reported here, on the training thread (see the class docstring)."""
+        if block:
+            for job in self._jobs:
+                job.set_row(None)
+        while self._jobs:
+            job = self._jobs[0]
+            if not job.queued:  # interrupted before it reached the writer: never written
+                self._jobs.pop(0)
+                continue
+            if not block and not job.done.done():
                 return
-            self._pending.pop(0)
-            try:
-                meta = fut.result()
-            except CheckpointError:
-                raise
-            except Exception as exc:
-                raise CheckpointError(
-                    f"writing checkpoint {self.directory / str(epoch)} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+            self._jobs.pop(0)
+            exc = job.done.exception()
+            if exc is not None:
+                self._failed(job, exc)
+                continue
+            meta = job.done.result()
             self.saved.append(meta)
+            run = job.run
             bus = getattr(run, "bus", None) if run is not None else None
-            done = bus.put_checkpoint(meta["checkpoint_dir"], epoch, meta) if bus is not None else None
+            done = bus.put_checkpoint(meta["checkpoint_dir"], job.epoch, meta) if bus is not None else None
             with self._lock:
                 if done is None:
-                    self._undelivered.pop(epoch, None)
+                    self._undelivered.pop(job.epoch, None)
                 else:
-                    self._undelivered[epoch] = done
+                    self._undelivered[job.epoch] = done
+
+    def _failed(self, job: SaveJob, exc: BaseException) -> None:
+        """A save failed: raise (strict mode, or an error that is not the file system's), or
+        warn and stop saving for the rest of this solve."""
+        path = self.directory / str(job.epoch)
+        if isinstance(exc, CheckpointError) or not isinstance(exc, OSError):
+            if isinstance(exc, CheckpointError):
+                raise exc
+            raise CheckpointError(f"checkpoint plugin: writing checkpoint {path} failed: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        msg = (f"checkpoint plugin: writing checkpoint {path} failed ({type(exc).__name__}: {exc}); its "
+               "temporary files were removed.")
+        if strict_mode():
+            raise CheckpointError(msg + " Strict mode: the solve stops. Free space or fix the "
+                                  "directory's permissions, then resume from the last checkpoint.") from exc
+        self.disabled = msg
+        warnings.warn(msg + " Checkpointing is off for the rest of this solve; training goes on "
+                      "(jno.setup(strict=True) stops it instead). Free space or fix the directory's "
+                      "permissions.", RuntimeWarning, stacklevel=2)
 
     # ------------------------------------------------------------------ reading / resume
     def close(self) -> None:
         """Wait for pending writes, deliver their ``save_checkpoint`` hooks and stop the
         writer thread (idempotent; saving again starts a new one)."""
         try:
-            self._drain(block=True)
+            self._settle(block=True)
             self._prune_delivered()
         finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
+            if self._writer is not None:
+                self._writer.stop()
+                self._writer = None
 
     def _prune_delivered(self, timeout: float = 60.0) -> None:
         """Wait (up to ``timeout`` seconds) until the sinks ran the ``save_checkpoint`` hooks
@@ -438,8 +486,7 @@ class Checkpoint:
     def all_steps(self) -> list[int]:
         """Epochs of the checkpoints in :attr:`directory`, including saves still being written
         (:meth:`restore` waits for those; :meth:`close` first for a settled listing)."""
-        self._drain(block=False)
-        pending = {e for e, _, _ in self._pending} | {job[0] for job, _ in self._awaiting}
+        pending = {job.epoch for job in self._jobs if not job.done.done()}
         return sorted(set(F.list_steps(self.directory)) | pending)
 
     @property
@@ -453,7 +500,6 @@ class Checkpoint:
         """The complete checkpoint with the best ``best_value`` (None without ``best_fn``)."""
         if self.best_fn is None:
             return None
-        self._drain(block=False)
         scored = [(v, s) for s in F.list_steps(self.directory) if (v := self._best_value(s)) is not None]
         if not scored:
             return None
@@ -469,7 +515,7 @@ class Checkpoint:
         :returns: the :class:`~jno_plugin_checkpoint._format.CheckpointData` (metadata and the
             flattened state as NumPy arrays).
         """
-        self._drain(block=True)
+        self._settle(block=True)
         steps = F.list_steps(self.directory)
         if step is None:
             if not steps:

@@ -18,14 +18,23 @@
 A checkpoint is written into ``<directory>/.tmp-<epoch>-<pid>``, both files are fsync'd, and the
 directory is renamed to ``<epoch>`` (``os.replace``, atomic on POSIX) and the parent fsync'd: a
 process killed mid-write leaves a ``.tmp-*`` directory that is ignored (and removed by the next
-writer once its process is gone), never a partial ``<epoch>``.
+writer once its process is gone), never a partial ``<epoch>``. A failed write (full disk,
+permissions, read-only file system) removes its ``.tmp-*`` directory before raising.
+
+Reading never trusts the file: it opens it without following a symbolic link and refuses
+anything but a regular file (a FIFO, a device), checks the header length and every tensor's
+offsets against the file's size *before* reading the data, and requires both checksums
+(a missing one is an error); every problem is a :class:`~jno_core.errors.CheckpointError`
+naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -52,12 +61,15 @@ __all__ = [
     "write_state_file",
     "read_state_file",
     "write_checkpoint_dir",
+    "begin_checkpoint_dir",
+    "finish_checkpoint_dir",
+    "discard",
     "read_checkpoint",
     "list_steps",
 ]
 
 FORMAT = "jno-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: header_crc32 (version 1 files, without it, are still read)
 STATE_FILE = "state.safetensors"
 METADATA_FILE = "metadata.json"
 #: safetensors dtype codes
@@ -222,9 +234,17 @@ def from_host(host: list[np.ndarray], info: list[dict[str, Any]]) -> list[Any]:
             for a, d in zip(host, info)]
 
 
+#: the placeholder of ``header_crc32`` while the header's checksum is computed
+_HEADER_CRC_ZERO = "00000000"
+_HEADER_CRC_RE = re.compile(rb'"header_crc32":"([0-9a-f]{8})"')
+#: the largest header read (safetensors' own limit is 100 MB)
+MAX_HEADER_BYTES = 100 * 2**20
+
+
 def write_state_file(f: Any, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
     """Write ``arrays`` (``{name: array}``, in order) and the string map ``metadata`` to the
-    open binary file ``f`` in the safetensors layout."""
+    open binary file ``f`` in the safetensors layout, with the data's CRC-32 (``crc32``) and
+    the header's (``header_crc32``) in ``__metadata__``."""
     header: dict[str, Any] = {"__metadata__": dict(metadata)}
     offset = 0
     chunks = []
@@ -239,16 +259,89 @@ def write_state_file(f: Any, arrays: Mapping[str, np.ndarray], metadata: Mapping
         chunks.append(b)
     data = b"".join(chunks)
     header["__metadata__"]["crc32"] = str(zlib.crc32(data))
+    header["__metadata__"]["header_crc32"] = _HEADER_CRC_ZERO
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
     head += b" " * (-len(head) % 8)
+    crc = f"{zlib.crc32(struct.pack('<Q', len(head)) + head):08x}".encode()
+    head = head.replace(b'"header_crc32":"00000000"', b'"header_crc32":"' + crc + b'"', 1)
     f.write(struct.pack("<Q", len(head)))
     f.write(head)
     f.write(data)
 
 
+def _open_regular(path: Path, what: str = "checkpoint file") -> int:
+    """A read-only descriptor of ``path``, which must be a regular file: a symbolic link is not
+    followed, and a FIFO or device is refused without blocking (``O_NONBLOCK``)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} {path} is missing; restore another step (cb.all_steps lists them).") from None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise CheckpointError(
+                f"{what} {path} is a symbolic link; expected a regular file written by jno (links are "
+                "not followed when reading checkpoints). Replace it with the file itself."
+            ) from None
+        raise CheckpointError(f"{what} {path} cannot be opened ({exc}).") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CheckpointError(
+            f"{what} {path} is not a regular file (mode {stat.filemode(st.st_mode)}); expected a file "
+            "written by jno. Restore another step."
+        )
+    return fd
+
+
+def _read_exactly(fd: int, n: int, path: Path) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        b = os.read(fd, min(n - got, 1 << 24))
+        if not b:
+            raise CheckpointError(f"checkpoint file {path} shrank while being read ({got} of {n} bytes).")
+        parts.append(b)
+        got += len(b)
+    return b"".join(parts)
+
+
+def _tensor_table(header: dict[str, Any]) -> tuple[dict[str, tuple[np.dtype, list[int], int, int]], int]:
+    """``({name: (dtype, shape, start, stop)}, data bytes)`` of a parsed header, every entry
+    checked (types, known dtype, offsets matching the shape, contiguous and in order), so no
+    read depends on an unchecked value. Raises ``ValueError`` describing the first problem."""
+    table: dict[str, tuple[np.dtype, list[int], int, int]] = {}
+    spans = []
+    for name, t in header.items():
+        if not isinstance(t, dict) or set(t) != {"dtype", "shape", "data_offsets"}:
+            raise ValueError(f"tensor {name!r}: entry {t!r} is not {{dtype, shape, data_offsets}}")
+        code, shape, offs = t["dtype"], t["shape"], t["data_offsets"]
+        if code not in _NAMES:
+            raise ValueError(f"tensor {name!r}: unknown dtype {code!r}")
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+        if not isinstance(shape, list) or not all(ok(d) for d in shape):
+            raise ValueError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+        if not isinstance(offs, list) or len(offs) != 2 or not all(ok(o) for o in offs) or offs[0] > offs[1]:
+            raise ValueError(f"tensor {name!r}: data_offsets {offs!r} are not [start, stop]")
+        dname = _NAMES[code]
+        dt = np.dtype(getattr(jnp, dname)) if dname in _EXTENDED else np.dtype(dname)
+        if int(np.prod(shape, dtype=object)) * dt.itemsize != offs[1] - offs[0]:
+            raise ValueError(f"tensor {name!r}: {offs[1] - offs[0]} bytes for shape {shape} of {dname}")
+        table[name] = (dt, shape, offs[0], offs[1])
+        spans.append((offs[0], offs[1]))
+    pos = 0
+    for b0, b1 in sorted(spans):
+        if b0 != pos:
+            raise ValueError(f"tensor data is not contiguous (a gap or overlap at byte {pos})")
+        pos = b1
+    return table, pos
+
+
 def read_state_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """``({name: array}, metadata)`` from a file written by :func:`write_state_file`
-    (validated: header, offsets, length and CRC-32)."""
+    """``({name: array}, metadata)`` from a file written by :func:`write_state_file`.
+
+    Validated before the data is read: a regular file (no link followed, FIFOs and devices
+    refused), the header length against the file size (and :data:`MAX_HEADER_BYTES`), the
+    header's checksum, every tensor entry and the data size; then the data's CRC-32."""
 
     def corrupt(why: str) -> CheckpointError:
         return CheckpointError(
@@ -256,35 +349,47 @@ def read_state_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             "(cb.all_steps lists them)."
         )
 
+    path = Path(path)
+    fd = _open_regular(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint file {path} is missing; restore another step.") from None
-    if len(raw) < 8:
-        raise corrupt(f"{len(raw)} bytes, shorter than the 8-byte header length")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > len(raw) - 8:
-        raise corrupt(f"header of {n} bytes announced, {len(raw) - 8} bytes in the file")
-    try:
-        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-        meta = dict(header.pop("__metadata__"))
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise corrupt(f"unreadable header: {exc}") from None
-    data = raw[8 + n :]
-    need = max((t["data_offsets"][1] for t in header.values()), default=0) if header else 0
-    if len(data) != need:
-        raise corrupt(f"{len(data)} data bytes, expected {need}")
-    if "crc32" in meta and str(zlib.crc32(data)) != meta["crc32"]:
-        raise corrupt("CRC-32 of the data does not match the header")
-    arrays = {}
-    for name, t in header.items():
+        size = os.fstat(fd).st_size
+        if size < 8:
+            raise corrupt(f"{size} bytes, shorter than the 8-byte header length")
+        prefix = _read_exactly(fd, 8, path)
+        (n,) = struct.unpack("<Q", prefix)
+        if n > size - 8 or n > MAX_HEADER_BYTES:
+            raise corrupt(f"header of {n} bytes announced, {size - 8} bytes in the file")
+        head = _read_exactly(fd, n, path)
         try:
-            name_ = _NAMES[t["dtype"]]
-            dt = np.dtype(getattr(jnp, name_)) if name_ in _EXTENDED else np.dtype(name_)
-            b0, b1 = t["data_offsets"]
-            arrays[name] = np.frombuffer(data[b0:b1], dtype=dt).reshape(t["shape"]).copy()
-        except (KeyError, TypeError, ValueError) as exc:
-            raise corrupt(f"tensor {name!r}: {exc}") from None
+            header = json.loads(head.decode("utf-8"))
+            if not isinstance(header, dict):
+                raise ValueError(f"the header is a {type(header).__name__}, expected an object")
+            meta = header.pop("__metadata__")
+            if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+                raise ValueError("__metadata__ is not a map of strings")
+            table, need = _tensor_table(header)
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise corrupt(f"unreadable header: {exc}") from None
+        if "header_crc32" in meta:
+            found = _HEADER_CRC_RE.findall(head)
+            if len(found) != 1 or found[0].decode() != meta["header_crc32"]:
+                raise corrupt("the header's checksum entry is damaged")
+            zeroed = _HEADER_CRC_RE.sub(b'"header_crc32":"00000000"', head, count=1)
+            if f"{zlib.crc32(prefix + zeroed):08x}" != meta["header_crc32"]:
+                raise corrupt("CRC-32 of the header does not match its header_crc32")
+        elif meta.get("version") != "1":
+            raise corrupt("the header has no header_crc32 checksum (required since format version 2)")
+        if "crc32" not in meta:
+            raise corrupt("the header has no crc32 checksum of the data")
+        if size - 8 - n != need:
+            raise corrupt(f"{size - 8 - n} data bytes, expected {need}")
+        data = _read_exactly(fd, need, path)
+    finally:
+        os.close(fd)
+    if str(zlib.crc32(data)) != meta["crc32"]:
+        raise corrupt("CRC-32 of the data does not match the header")
+    arrays = {name: np.frombuffer(data[b0:b1], dtype=dt).reshape(shape).copy()
+              for name, (dt, shape, b0, b1) in table.items()}
     return arrays, meta
 
 
@@ -293,9 +398,15 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, allow_nan=True)
 
 
+def _create(path: Path) -> int:
+    """A new file for writing: never an existing one, never through a symbolic link."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                   | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
 def _write_json(path: Path, obj: Any, fsync: bool) -> None:
     text = obj if isinstance(obj, str) else dumps(obj)
-    with open(path, "w", encoding="utf-8") as f:
+    with open(_create(path), "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         if fsync:
@@ -315,41 +426,78 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_checkpoint_dir(directory: Path, epoch: int, arrays: Mapping[str, np.ndarray], structure: dict[str, Any] | str,
-                         plugin_state: dict[str, Any], metadata: dict[str, Any], fsync: bool = True) -> Path:
-    """Write one checkpoint atomically; returns ``<directory>/<epoch>``.
-
-    :param arrays: ``{leaf path: host array}`` in the order of ``structure["leaves"]``.
-    :param structure: the structure record, or its JSON text (the same for every save of a
-        solver, so callers serialise it once)."""
+def begin_checkpoint_dir(directory: Path, epoch: int, arrays: Mapping[str, np.ndarray], structure: dict[str, Any] | str,
+                         plugin_state: dict[str, Any], fsync: bool = True) -> Path:
+    """First half of a save: create ``<directory>/.tmp-<epoch>-<pid>`` and write
+    ``state.safetensors`` into it; returns the temporary directory (finish it with
+    :func:`finish_checkpoint_dir`). On failure nothing is left behind."""
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / str(int(epoch))
     tmp = directory / f".tmp-{int(epoch)}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    if tmp.exists() or tmp.is_symlink():
+        discard(tmp)
     tmp.mkdir()
-    struct_text = structure if isinstance(structure, str) else dumps(structure)
-    with open(tmp / STATE_FILE, "wb") as f:
-        write_state_file(f, arrays, {
-            "format": FORMAT, "version": str(VERSION), "structure": struct_text, "plugins": dumps(plugin_state)})
-        f.flush()
+    try:
+        struct_text = structure if isinstance(structure, str) else dumps(structure)
+        with open(_create(tmp / STATE_FILE), "wb") as f:
+            write_state_file(f, arrays, {
+                "format": FORMAT, "version": str(VERSION), "structure": struct_text, "plugins": dumps(plugin_state)})
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+    except BaseException:
+        discard(tmp)
+        raise
+    return tmp
+
+
+def finish_checkpoint_dir(directory: Path, tmp: Path, epoch: int, metadata: dict[str, Any], fsync: bool = True) -> Path:
+    """Second half of a save: write ``metadata.json`` into ``tmp`` and rename it to
+    ``<directory>/<epoch>`` (atomic; an existing ``<epoch>`` is replaced). On failure the
+    temporary directory is removed and the error raised."""
+    final = directory / str(int(epoch))
+    try:
+        _write_json(tmp / METADATA_FILE, metadata, fsync)
         if fsync:
-            os.fsync(f.fileno())
-    _write_json(tmp / METADATA_FILE, metadata, fsync)
-    if fsync:
-        _fsync_dir(tmp)
-    old = None
-    if final.exists():  # re-saving an epoch: move the old one aside, then swap
-        old = directory / f".old-{int(epoch)}-{os.getpid()}"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(tmp, final)
+            _fsync_dir(tmp)
+        old = None
+        if final.exists():  # re-saving an epoch: move the old one aside, then swap
+            old = directory / f".old-{int(epoch)}-{os.getpid()}"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except BaseException:
+        discard(tmp)
+        raise
     if fsync:
         _fsync_dir(directory)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def discard(tmp: Path) -> None:
+    """Remove a temporary checkpoint directory (or a file or link of that name), ignoring
+    errors: what a failed save leaves must not take more space on a full disk."""
+    try:
+        if tmp.is_symlink() or tmp.is_file():
+            tmp.unlink()
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def write_checkpoint_dir(directory: Path, epoch: int, arrays: Mapping[str, np.ndarray], structure: dict[str, Any] | str,
+                         plugin_state: dict[str, Any], metadata: dict[str, Any], fsync: bool = True) -> Path:
+    """Write one checkpoint atomically; returns ``<directory>/<epoch>``
+    (:func:`begin_checkpoint_dir` then :func:`finish_checkpoint_dir`).
+
+    :param arrays: ``{leaf path: host array}`` in the order of ``structure["leaves"]``.
+    :param structure: the structure record, or its JSON text (the same for every save of a
+        solver, so callers serialise it once)."""
+    tmp = begin_checkpoint_dir(directory, epoch, arrays, structure, plugin_state, fsync)
+    return finish_checkpoint_dir(directory, tmp, epoch, metadata, fsync)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -392,16 +540,25 @@ def list_steps(directory: Path) -> list[int]:
 
 
 # ---------------------------------------------------------------------------- reading
+#: the largest ``metadata.json`` read
+MAX_METADATA_BYTES = 16 * 2**20
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    fd = _open_regular(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"checkpoint file {path} is missing; expected a complete checkpoint directory "
-            f"({STATE_FILE}, {METADATA_FILE}). Restore another step."
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        size = os.fstat(fd).st_size
+        if size > MAX_METADATA_BYTES:
+            raise CheckpointError(
+                f"checkpoint file {path} has {size} bytes, more than the {MAX_METADATA_BYTES} a metadata "
+                "file can have; it is not one jno wrote. Restore another step."
+            )
+        raw = _read_exactly(fd, size, path)
+    finally:
+        os.close(fd)
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(
             f"checkpoint file {path} is corrupt or truncated (not valid JSON: {exc}). Restore "
             "another step (cb.all_steps lists them)."
@@ -421,25 +578,36 @@ def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointData:
     metadata = _read_json(path / METADATA_FILE)
     state_file = path / STATE_FILE
     tensors, meta = read_state_file(state_file)
-    if meta.get("format") != FORMAT or int(meta.get("version", -1)) > VERSION:
+    try:
+        version = int(meta.get("version", "-1"))
+    except ValueError:
+        version = -1
+    if meta.get("format") != FORMAT or not 1 <= version <= VERSION:
         raise CheckpointError(
-            f"{state_file} is not a {FORMAT} v{VERSION} file (format {meta.get('format')!r}, "
+            f"{state_file} is not a {FORMAT} file of version 1..{VERSION} (format {meta.get('format')!r}, "
             f"version {meta.get('version')!r})."
         )
     try:
         structure = json.loads(meta["structure"])
         plugin_state = json.loads(meta.get("plugins", "{}"))
         leaves = structure["leaves"]
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint file {state_file} has an unreadable structure record ({exc}).") from None
+        specs = [(d["path"], [int(x) for x in d["shape"]], str(d["stored"])) for d in leaves]
+        if not isinstance(plugin_state, dict):
+            raise TypeError(f"the plugins record is a {type(plugin_state).__name__}")
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint file {state_file} has an unreadable structure record ({exc!r}).") from None
     arrays: dict[str, np.ndarray] = {}
-    for d in leaves:
-        a = tensors.get(d["path"])
-        if a is None or list(a.shape) != list(d["shape"]) or str(a.dtype) != d["stored"]:
+    for path_, shape, stored in specs:
+        a = tensors.get(path_) if isinstance(path_, str) else None
+        if a is None or list(a.shape) != shape or str(a.dtype) != stored:
             raise CheckpointError(
-                f"checkpoint file {state_file} is corrupt: leaf {d['path']} is "
-                f"{'missing' if a is None else f'{list(a.shape)} {a.dtype}'}, expected {d['shape']} {d['stored']}."
+                f"checkpoint file {state_file} is corrupt: leaf {path_} is "
+                f"{'missing' if a is None else f'{list(a.shape)} {a.dtype}'}, expected {shape} {stored}."
             )
-        arrays[d["path"]] = a
-    step = int(metadata.get("epoch", path.name if path.name.isdigit() else -1))
+        arrays[path_] = a
+    try:
+        step = int(metadata.get("epoch", path.name if path.name.isdigit() else -1))
+    except (TypeError, ValueError):
+        raise CheckpointError(f"checkpoint file {path / METADATA_FILE} has epoch {metadata.get('epoch')!r}, "
+                              "expected an integer.") from None
     return CheckpointData(step, path, metadata, arrays, structure, plugin_state)

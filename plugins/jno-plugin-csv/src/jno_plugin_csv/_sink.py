@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -40,9 +41,32 @@ from jno_core.api import (
 __all__ = ["CsvSink"]
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_run_file(path: Path, flags: int) -> int:
+    """A descriptor of the run file ``path``, never through a symbolic link and only for a
+    regular file: a reused run directory whose ``metrics.csv`` links elsewhere must not make the
+    sink truncate or append to the link's target."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise PermissionError(
+                f"the csv sink refuses to write {path}: it is a symbolic link (to {os.readlink(path)!r}) and run "
+                "files are never written through links. Remove the link or use a new run directory."
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PermissionError(f"the csv sink refuses to write {path}: it is not a regular file. Remove it or use a "
+                              "new run directory.")
+    return fd
+
+
 def _drop_partial_line(path: Path) -> int:
     """Cut a killed writer's unterminated last line off ``path``; return the new size."""
-    with open(path, "r+b") as raw:
+    with open(_open_run_file(path, os.O_RDWR), "r+b") as raw:
         size = raw.seek(0, os.SEEK_END)
         end = size
         while end > 0:
@@ -62,10 +86,11 @@ def _drop_partial_line(path: Path) -> int:
 
 
 def _open_append(path: Path, header: tuple[str, ...]) -> IO[str]:
-    """Open ``path`` for appending; write ``header`` if the file is new or empty. A partial
-    last line (left by a killed writer; readers ignore it) is removed first."""
-    size = _drop_partial_line(path) if path.exists() else 0
-    fh = open(path, "a", encoding="utf-8", newline="")
+    """Open ``path`` for appending (not through a symbolic link); write ``header`` if the file
+    is new or empty. A partial last line (left by a killed writer; readers ignore it) is
+    removed first."""
+    size = _drop_partial_line(path) if (path.exists() or path.is_symlink()) else 0
+    fh = open(_open_run_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8", newline="")
     if size == 0:
         csv.writer(fh, lineterminator="\n").writerow(header)
     return fh
@@ -138,6 +163,9 @@ class CsvSink:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.dir / METRICS_FILE
         self.arrays_dir = self.dir / ARRAYS_DIR
+        if self.arrays_dir.is_symlink():
+            raise PermissionError(f"the csv sink refuses to write into {self.arrays_dir}: it is a symbolic link. "
+                                  "Remove the link or use a new run directory.")
         self.checkpoints_path = self.dir / CHECKPOINTS_FILE
         self._lock = threading.Lock()
         self._metrics: IO[str] | None = _open_append(self.metrics_path, METRICS_HEADER)
@@ -216,13 +244,18 @@ class CsvSink:
         while (name := file_name(first, last, n)) in names:
             n += 1
         tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             if self.fsync:
                 os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            os.unlink(tmp)  # a full disk: leave no partial file taking space
+            raise
+        os.close(fd)
         while True:
             names.add(name)
             target = folder / name

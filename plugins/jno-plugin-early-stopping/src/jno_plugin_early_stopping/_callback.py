@@ -81,9 +81,12 @@ class EarlyStopping:
     ) -> None:
         self.patience = _positive_int(patience, "patience", "patience=200")
         try:
-            self.min_delta = abs(float(min_delta))
+            self.min_delta = float(min_delta)
         except (TypeError, ValueError):
             raise ValueError(f"early_stopping: min_delta must be a number, received {min_delta!r}.") from None
+        if not self.min_delta >= 0:  # also NaN
+            raise ValueError(f"early_stopping: min_delta must be >= 0 (the improvement that counts), received "
+                             f"{min_delta!r}; e.g. min_delta=1e-6.")
         if mode not in ("min", "max"):
             raise ValueError(f"early_stopping: mode must be 'min' or 'max', received {mode!r}.")
         if metric_fn is not None and not callable(metric_fn):

@@ -20,4 +20,4 @@ __all__ = ["TensorBoardSink", "jno_register_sinks"]
 @hookimpl
 def jno_register_sinks(register: Callable[..., None]) -> None:
     """Register the ``tensorboard`` sink; its factory receives the :class:`jno_core.run.Run`."""
-    register("tensorboard", lambda run: TensorBoardSink(run))
+    register("tensorboard", TensorBoardSink)

@@ -58,14 +58,34 @@ __all__ = [
     "histogram_proto",
     "ARRAY_MAX_BINS",
     "OPTIONS",
+    "confined_logdir",
 ]
 
 #: the most bins of an :class:`~jno_core.metrics.Array` rendered as a histogram
 ARRAY_MAX_BINS = 64
 #: the options the sink accepts
-OPTIONS = ("logdir", "filename_suffix")
+OPTIONS = ("logdir", "filename_suffix", "sync")
+#: the suffix of the event file ``jno sync`` writes (one per logdir: a new sync replaces it)
+SYNC_SUFFIX = ".jno-sync"
 _INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w\.]")
 _METRIC_TYPES = (Scalar, Heatmap, Histogram, Array)
+
+
+def confined_logdir(run_dir: Path, logdir: Any) -> Path:
+    """``run_dir / logdir``, which must stay inside the run directory (no absolute path, no
+    ``..`` leading out, no symbolic link pointing out)."""
+    if not isinstance(logdir, (str, os.PathLike)) or not str(logdir).strip():
+        raise ValueError(f"the tensorboard sink's logdir option must be a folder name, received {logdir!r}; "
+                         "e.g. logdir = \"tensorboard\".")
+    target = (run_dir / Path(logdir)).resolve()
+    root = run_dir.resolve()
+    if target != root and root not in target.parents:
+        raise ValueError(
+            f"the tensorboard sink's logdir {str(logdir)!r} points outside the run directory {root} (to {target}); "
+            "expected a folder inside it, e.g. logdir = \"tensorboard\". Point TensorBoard at the runs folder "
+            "instead (tensorboard --logdir runs) to see several runs together."
+        )
+    return target
 
 
 def import_tensorboardx() -> tuple[Any, Any, Any, Any]:
@@ -144,11 +164,16 @@ class TensorBoardSink:
     Options (``jno.setup(tensorboard={...})`` or ``[sink_options.tensorboard]`` in
     ``jno.toml``): ``logdir`` (default ``"tensorboard"``, relative to the run directory) and
     ``filename_suffix`` (appended to the event file's name; default a unique
-    ``.<pid>-<random>`` so two writers never share a file).
+    ``.<pid>-<random>`` so two writers never share a file). ``logdir`` must stay inside the
+    run directory. ``sync`` (set by ``jno sync``, see :attr:`replay_options`): the events go
+    to one ``*.jno-sync`` file per logdir, which a later sync replaces (written aside and
+    renamed at ``close_run``), so syncing a run twice does not double its events.
     :ivar path: the event file (``events.out.tfevents.<unix time>.<host><suffix>``).
     """
 
     plugin_name = "tensorboard"
+    #: options ``jno sync`` passes this sink (under the user's own)
+    replay_options = {"sync": True}
 
     def __init__(self, run: Any) -> None:
         summary_cls, histogram_cls, event_cls, _ = import_tensorboardx()
@@ -161,10 +186,15 @@ class TensorBoardSink:
                 f"{list(OPTIONS)}. Fix the tensorboard={{...}} options of jno.setup or the "
                 "[sink_options.tensorboard] table of jno.toml."
             )
-        logdir = Path(opts.get("logdir", "tensorboard"))
-        self.logdir = logdir if logdir.is_absolute() else Path(run.dir) / logdir
+        self.logdir = confined_logdir(Path(run.dir), opts.get("logdir", "tensorboard"))
         self.logdir.mkdir(parents=True, exist_ok=True)
         suffix = str(opts.get("filename_suffix", f".{os.getpid()}-{uuid.uuid4().hex[:8]}"))
+        if os.sep in suffix or (os.altsep and os.altsep in suffix):
+            raise ValueError(f"the tensorboard sink's filename_suffix {suffix!r} contains a path separator; "
+                             "expected a plain suffix such as '.v2'.")
+        self.sync = bool(opts.get("sync", False))
+        if self.sync:  # jno sync: written aside, renamed over the previous sync's file at close_run
+            suffix = SYNC_SUFFIX
         self._summary = summary_cls
         self._value = summary_cls.Value
         self._image = summary_cls.Image
@@ -172,7 +202,9 @@ class TensorBoardSink:
         self._event = event_cls
         self._crc = masked_crc
         self.path = self.logdir / f"events.out.tfevents.{str(time.time())[:10]}.{socket.gethostname()}{suffix}"
-        self._fh = open(self.path, "ab")
+        self._write_path = self.logdir / f".partial-{os.getpid()}{SYNC_SUFFIX}" if self.sync else self.path
+        self._fh = open(os.open(self._write_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                                0o644), "ab")
         self._lock = threading.Lock()
         self._closed = False
         self._skipped: set[str] = set()
@@ -301,6 +333,10 @@ class TensorBoardSink:
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
                 self._fh.close()
+                if self.sync:  # one synced copy per logdir: syncing again does not double the events
+                    for old in self.logdir.glob(f"events.out.tfevents.*{SYNC_SUFFIX}"):
+                        old.unlink()
+                    os.replace(self._write_path, self.path)
 
     def __repr__(self) -> str:
         return f"TensorBoardSink({str(self.logdir)!r})"
