@@ -95,13 +95,15 @@ def test_failed_trials_keep_their_error_and_the_sweep_goes_on(tmp_path, script):
     assert js["best"]["config"]["x"] == 1
 
 
-def _wait_running(sweep, x, timeout=120):
+def _wait_running(sweep, x, timeout=180):
+    """The run directory of the trial with ``x``, once its process runs (it logged a visit)."""
     t0 = time.time()
+    visits = sweep.dir / "visits.txt"
     while time.time() - t0 < timeout:
-        for f in sweep.runs_dir.glob("*/config.json"):
-            e = json.loads(f.read_text()).get("sweep", {})
-            if e.get("params", {}).get("x") == x and e.get("state") == "running":
-                return f.parent
+        if visits.exists() and any(json.loads(v).get("x") == x for v in visits.read_text().splitlines()):
+            for f in sweep.runs_dir.glob("*/config.json"):
+                if json.loads(f.read_text()).get("sweep", {}).get("params", {}).get("x") == x:
+                    return f.parent
         time.sleep(0.05)
     raise AssertionError("the trial never started")
 

@@ -203,6 +203,9 @@ class Agent:
         if not waiting and (cfg.method == "grid" or capped):
             return None
         trial = self._study.ask()
+        # who runs it, first of all: a trial of an agent killed from here on is recognised
+        for k, v in (("jno:host", HOST), ("jno:pid", os.getpid()), ("jno:heartbeat", time.time())):
+            trial.set_user_attr(k, v)
         attrs_ = trial.user_attrs
         if "jno:requeued_from" in attrs_ or "jno:grid" in attrs_:
             return trial
@@ -299,8 +302,7 @@ class Agent:
             (run_dir / stale).unlink(missing_ok=True)
         write_json(run_dir / "config.json", {"sweep": {"id": self.sweep.id, "trial": trial.number, "params": values,
                                                        "state": "running", "error": None}})
-        for k, v in (("jno:config", values), ("jno:run_dir", str(run_dir)), ("jno:host", HOST),
-                     ("jno:pid", os.getpid()), ("jno:heartbeat", time.time())):
+        for k, v in (("jno:config", values), ("jno:run_dir", str(run_dir)), ("jno:heartbeat", time.time())):
             trial.set_user_attr(k, v)
         self.log(f"[jno sweep {self.sweep.id}] {name} started: {json.dumps(values)}")
         t0 = time.perf_counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import os
-import shutil
 import sys
 import threading
 import time
@@ -404,7 +403,7 @@ class Checkpoint:
             keep |= {s for _, s in scored[: self.max_to_keep]}
         for s in steps:
             if s not in keep and s not in pinned:
-                shutil.rmtree(self.directory / str(s), ignore_errors=True)
+                F.remove_checkpoint_dir(self.directory, s)
                 self._best.pop(s, None)
 
     def _settle(self, block: bool) -> None:

@@ -64,6 +64,7 @@ __all__ = [
     "begin_checkpoint_dir",
     "finish_checkpoint_dir",
     "discard",
+    "remove_checkpoint_dir",
     "read_checkpoint",
     "list_steps",
 ]
@@ -474,6 +475,21 @@ def finish_checkpoint_dir(directory: Path, tmp: Path, epoch: int, metadata: dict
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove_checkpoint_dir(directory: Path, epoch: int) -> None:
+    """Prune ``<directory>/<epoch>``: renamed to ``.old-<epoch>-<pid>`` first (atomic), then
+    deleted, so a process killed while deleting never leaves a listed checkpoint with files
+    missing (the ``.old-*`` rest is removed by the next writer)."""
+    final = directory / str(int(epoch))
+    old = directory / f".old-{int(epoch)}-{os.getpid()}"
+    try:
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    except OSError:
+        return
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def discard(tmp: Path) -> None:
