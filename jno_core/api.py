@@ -23,7 +23,8 @@ Groups:
   :func:`heatmap_to_rgb` / :func:`encode_png`; the CSV array-file format (:mod:`arrayfile`)
   and run readers (:func:`read_metrics`, :func:`read_checkpoints`);
 * the run and the plugin manager: :func:`current_run`, :mod:`run`, :func:`get_plugin_manager`,
-  :func:`plugin_name`, :func:`replicate`;
+  :func:`plugin_name`, :func:`replicate`; :func:`deferred_interrupts` (a critical section that
+  Ctrl-C/SIGTERM wait for);
 * errors: :class:`JnoPluginError`, :class:`ConfigError`, :class:`CheckpointError`, ...
 """
 
@@ -47,6 +48,7 @@ from .domain import Domain, point_set, points_on
 from .errors import *  # noqa: F401,F403 - every error type
 from .errors import __all__ as _errors
 from .hookspecs import hookimpl, hookspec
+from .interrupts import deferred_interrupts
 from .masks import selected_leaves
 from .metrics import Array, Heatmap, Histogram, MetricValue, Scalar, as_metric, as_metrics
 from .parameter import TrainableParameter
@@ -79,5 +81,6 @@ __all__ = [
     "read_metrics", "read_checkpoints", "METRICS_FILE", "METRICS_HEADER", "CHECKPOINTS_FILE",
     "CHECKPOINTS_HEADER", "ARRAYS_DIR", "array_dirname", "Placeholder", "as_expr", "Domain", "points_on",
     "run", "current_run", "get_plugin_manager", "plugin_name", "strict_mode", "replicate",
+    "deferred_interrupts",
     *_errors,
 ]

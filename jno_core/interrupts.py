@@ -15,20 +15,27 @@ the way an early stop does:
   checkpoint writers and sinks finish).
 
 A second Ctrl-C or SIGTERM during that cleanup is not caught: it ends the process at once.
-The SIGTERM handler is installed only in the main thread and only when the program has not
-installed one of its own; it is removed when the loop ends.
+The handlers (SIGTERM, and SIGINT's replacement for Python's default one) are installed only in
+the main thread and only when the program has not installed its own; they are removed when the
+loop ends.
+
+:func:`deferred_interrupts` marks a critical section (e.g. a plugin handing a written checkpoint
+to the sinks): an interrupt arriving inside it is raised when the section ends, so bookkeeping
+that must happen together (a job leaves a list and is delivered) never stops half-way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["interruptible", "SolveTerminated", "SIGTERM_EXIT_STATUS"]
+__all__ = ["interruptible", "deferred_interrupts", "check_interrupt", "SolveTerminated", "SIGTERM_EXIT_STATUS"]
 
 #: the exit status after SIGTERM ended a solve (128 + signal number, as shells report it)
 SIGTERM_EXIT_STATUS = 128 + int(signal.SIGTERM)
@@ -39,8 +46,49 @@ class SolveTerminated(BaseException):
     ``solve()`` turns it into ``SystemExit(143)`` after cleaning up)."""
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise SolveTerminated(f"signal {signal.Signals(signum).name}")
+#: critical-section depth of the main thread, and the interrupt that arrived during the solve
+#: and has not reached :class:`interruptible` yet
+_critical: dict[str, Any] = {"depth": 0, "pending": None}
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM -> :class:`SolveTerminated`, SIGINT -> ``KeyboardInterrupt``. The interrupt is
+    also recorded until :class:`interruptible` catches it: Python drops an exception raised
+    while it runs a garbage-collector callback or a ``__del__`` (JAX registers one), and
+    :func:`check_interrupt`, called once per chunk, raises such a lost one again. Inside a
+    :func:`deferred_interrupts` section the first interrupt waits for the section's end; a
+    second one is raised at once (the user insists)."""
+    exc: BaseException = (SolveTerminated(f"signal {signal.Signals(signum).name}") if signum == signal.SIGTERM
+                          else KeyboardInterrupt())
+    first = _critical["pending"] is None
+    if first:
+        _critical["pending"] = exc
+    if _critical["depth"] > 0 and first:
+        return
+    raise exc
+
+
+def check_interrupt() -> None:
+    """Raise the interrupt that arrived during this solve and was lost on its way (see
+    :func:`_on_signal`); nothing when there is none. Called by the loop between chunks."""
+    if _critical["pending"] is not None and _critical["depth"] == 0:
+        raise _critical["pending"]
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """A critical section of the training (main) thread: Ctrl-C or SIGTERM arriving inside it
+    (during a solve, where jno's handlers are installed) is raised when the section ends.
+    Sections nest; in other threads, and outside a solve, this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _critical["depth"] += 1
+    try:
+        yield
+    finally:
+        _critical["depth"] -= 1
+        check_interrupt()
 
 
 class interruptible:
@@ -56,21 +104,26 @@ class interruptible:
         self.crux = crux
         self.hist = hist
         self.caught: BaseException | None = None
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "interruptible":
         if threading.current_thread() is threading.main_thread():
-            try:
-                if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-                    self._previous = signal.signal(signal.SIGTERM, _raise_terminated)
-            except (ValueError, OSError):  # no signals here (embedded interpreter)
-                self._previous = None
+            defaults = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+            for sig, default in defaults.items():
+                try:
+                    if signal.getsignal(sig) is default:
+                        self._previous[sig] = signal.signal(sig, _on_signal)
+                except (ValueError, OSError):  # no signals here (embedded interpreter)
+                    pass
         return self
 
     def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
+        lost, _critical["pending"] = _critical["pending"], None
+        if exc is None and lost is not None:  # dropped by Python, and the loop ended before it checked
+            exc = lost
         if exc is None or not isinstance(exc, (KeyboardInterrupt, SolveTerminated)):
             return False
         self.caught = exc

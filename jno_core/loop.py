@@ -23,6 +23,7 @@ from . import plugins as P
 from .chunk import Chunk, ChunkSlots, dispatch_chunk
 from .errors import NonFiniteLossError
 from .history import History
+from .interrupts import check_interrupt
 from .metrics import Array, Scalar
 from .progress import Progress
 from .schedule import ChunkPlan, plan_chunk, taper_epochs
@@ -160,6 +161,7 @@ class SolveLoop:
             pending = self.dispatch(self.start, crux._state)
         try:
             while pending is not None:
+                check_interrupt()  # an interrupt Python dropped (raised inside a gc callback)
                 c = pending
                 state = c.outs[0]
                 ahead = self.dispatch(c.e + c.n, state) if not crux.providers and c.e + c.n < end else None

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,3 +193,68 @@ def test_sigterm_handler_only_while_solving_and_not_over_the_users() -> None:
             assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _solve_with_signal_at_40(tmp_path: Path, monkeypatch, act) -> tuple[Any, list]:
+    """Solve 1000 epochs (chunks of 10) with a plugin that, at epoch 40, calls ``act(send)``
+    where ``send()`` sends this process SIGTERM while jno's handler is installed."""
+    from jno_core.hookspecs import hookimpl
+    from jno_core.interrupts import _on_signal
+    from jno_core.testing import small_problem
+
+    monkeypatch.chdir(tmp_path)
+    jno.finish()
+    plugins.reset()
+    log: list = []
+
+    def send() -> None:
+        assert signal.getsignal(signal.SIGTERM) is _on_signal  # never kill pytest itself
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # let the handler run here, inside act
+            pass
+
+    class At40:
+        name = "at-40"
+        interval = 10
+
+        @hookimpl
+        def on_epoch(self, ctx, epoch):
+            if epoch == 40:
+                act(send, log)
+
+    p = small_problem(chunk_size=10)
+    with pytest.raises(SystemExit) as info:
+        p.crux.solve(1000, callbacks=[At40()])
+    assert info.value.code == SIGTERM_EXIT_STATUS
+    return p, log
+
+
+def test_an_interrupt_python_drops_in_a_gc_callback_still_stops_the_solve(tmp_path: Path, monkeypatch) -> None:
+    """Python ignores an exception raised in ``__del__`` or a gc callback (JAX has one), so a
+    signal arriving there was lost and training went on; the loop raises it at the next chunk."""
+    def act(send, log):
+        class Dropper:
+            def __del__(self):
+                send()  # the handler's exception is raised here and dropped by Python
+                log.append("after")
+
+        Dropper()
+        log.append("went on")
+
+    p, log = _solve_with_signal_at_40(tmp_path, monkeypatch, act)
+    assert log == ["went on"]  # the SolveTerminated was raised inside __del__ and dropped there
+    assert 40 <= p.crux.epoch <= 60 and "SIGTERM" in p.crux.history.stopped
+
+
+def test_deferred_interrupts_hold_the_signal_until_the_section_ends(tmp_path: Path, monkeypatch) -> None:
+    from jno_core.api import deferred_interrupts
+
+    def act(send, log):
+        with deferred_interrupts():
+            send()
+            log.append("finished the section")
+        log.append("after the section")
+
+    p, log = _solve_with_signal_at_40(tmp_path, monkeypatch, act)
+    assert log == ["finished the section"]
+    assert p.crux.epoch == 40 and "SIGTERM" in p.crux.history.stopped

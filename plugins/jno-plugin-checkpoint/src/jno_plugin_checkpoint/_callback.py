@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from jno_core.api import CheckpointError, ConfigError, hookimpl, strict_mode
+from jno_core.api import CheckpointError, ConfigError, deferred_interrupts, hookimpl, strict_mode
 
 from . import _format as F
 from ._writer import SaveJob, Writer
@@ -415,26 +415,34 @@ class Checkpoint:
                 job.set_row(None)
         while self._jobs:
             job = self._jobs[0]
-            if not job.queued:  # interrupted before it reached the writer: never written
+            if not job.queued and not (self._writer is not None and self._writer.accepted(job)):
+                # interrupted before it reached the writer: never written
                 self._jobs.pop(0)
                 continue
             if not block and not job.done.done():
                 return
-            self._jobs.pop(0)
             exc = job.done.exception()
             if exc is not None:
+                self._jobs.pop(0)
                 self._failed(job, exc)
                 continue
-            meta = job.done.result()
-            self.saved.append(meta)
-            run = job.run
-            bus = getattr(run, "bus", None) if run is not None else None
-            done = bus.put_checkpoint(meta["checkpoint_dir"], job.epoch, meta) if bus is not None else None
-            with self._lock:
-                if done is None:
-                    self._undelivered.pop(job.epoch, None)
-                else:
-                    self._undelivered[job.epoch] = done
+            with deferred_interrupts():  # Ctrl-C here would lose the save's checkpoints.csv row
+                self._jobs.pop(0)
+                self._deliver(job)
+
+    def _deliver(self, job: SaveJob) -> None:
+        """Hand the written save ``job`` to the sinks' ``save_checkpoint`` hook (through the
+        run's metrics bus) and keep it from pruning until they ran it."""
+        meta = job.done.result()
+        self.saved.append(meta)
+        run = job.run
+        bus = getattr(run, "bus", None) if run is not None else None
+        done = bus.put_checkpoint(meta["checkpoint_dir"], job.epoch, meta) if bus is not None else None
+        with self._lock:
+            if done is None:
+                self._undelivered.pop(job.epoch, None)
+            else:
+                self._undelivered[job.epoch] = done
 
     def _failed(self, job: SaveJob, exc: BaseException) -> None:
         """A save failed: raise (strict mode, or an error that is not the file system's), or

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import queue
+import collections
 import threading
 from typing import Any, Callable
 
@@ -45,9 +45,12 @@ class SaveJob:
         self.final = final
         self.row: cf.Future = cf.Future()
         self.done: cf.Future = cf.Future()
-        #: set once the job is in the writer's queue (an interrupt may stop the training
-        #: thread before: such a job is never waited for)
+        #: set (under the writer's lock, in the same step that queues it) once the job is in
+        #: the writer's queue. An interrupt may stop the training thread before: such a job is
+        #: never written and never waited for. Read it through :meth:`Writer.accepted`.
         self.queued = False
+        #: set by the writer thread (under its lock) when it takes the job from the queue
+        self.taken = False
 
     def set_row(self, row: Any) -> None:
         """Hand over the loss row (idempotent: the first value wins)."""
@@ -65,18 +68,38 @@ def _lower_priority() -> None:
 
 
 class Writer:
-    """A daemon thread running ``write(job)`` for each submitted :class:`SaveJob`, in order."""
+    """A daemon thread running ``write(job)`` for each submitted :class:`SaveJob`, in order.
+
+    The queue is a deque under a condition variable rather than :class:`queue.Queue`: the
+    queue's contents and the job the writer took are read under one lock, so a Ctrl-C or SIGTERM raised in
+    the training thread (between any two bytecodes, in :meth:`submit` too) can never leave a
+    job that the writer will write but the callback believes was dropped (a checkpoint on disk
+    without its ``checkpoints.csv`` row): :meth:`accepted` looks in the queue itself."""
 
     def __init__(self, write: Callable[[SaveJob], Any], name: str = "jno-checkpoint") -> None:
         self._write = write
-        self._q: queue.Queue = queue.Queue(maxsize=MAX_QUEUED)
+        self._cv = threading.Condition()
+        self._q: collections.deque = collections.deque()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, job: SaveJob) -> None:
-        """Queue ``job``; blocks while :data:`MAX_QUEUED` jobs wait (back-pressure)."""
-        self._q.put(job)
-        job.queued = True
+    def submit(self, job: SaveJob | None) -> None:
+        """Queue ``job``; blocks while :data:`MAX_QUEUED` jobs wait (back-pressure). ``None``
+        ends the thread after the queued jobs."""
+        with self._cv:
+            while job is not None and len(self._q) >= MAX_QUEUED:
+                self._cv.wait()
+            self._q.append(job)
+            if job is not None:
+                job.queued = True
+            self._cv.notify_all()
+
+    def accepted(self, job: SaveJob) -> bool:
+        """Whether ``job`` reached the queue (so it is, or will be, written): it is in the
+        queue or the writer took it. (``job.queued`` alone is not enough: the interrupt may
+        land between the append and that flag.)"""
+        with self._cv:
+            return job.taken or any(j is job for j in self._q)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -84,13 +107,19 @@ class Writer:
     def stop(self, timeout: float | None = None) -> None:
         """Finish the queued jobs, then end the thread."""
         if self._thread.is_alive():
-            self._q.put(None)
+            self.submit(None)
             self._thread.join(timeout)
 
     def _run(self) -> None:
         _lower_priority()
         while True:
-            job = self._q.get()
+            with self._cv:
+                while not self._q:
+                    self._cv.wait()
+                job = self._q.popleft()
+                if job is not None:
+                    job.taken = True
+                self._cv.notify_all()
             if job is None:
                 return
             try:
