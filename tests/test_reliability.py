@@ -136,7 +136,7 @@ def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
 
 def test_unknown_key_in_jno_toml_lists_the_valid_keys(tmp_path: Path) -> None:
     (tmp_path / "jno.toml").write_text('sink = ["csv"]\n')
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['sink'\]; the valid keys are \['sinks', 'sink_options'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['sink'\]; the valid keys are \['sinks', 'sink_options', 'report'\]"):
         jno.setup("s.py", root=tmp_path / "runs")
 
 

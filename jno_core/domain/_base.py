@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..expr import Stack, Variable
 from . import samplers as S
-from .shapes import Shape
+from .shapes import Shape, grid_intervals
 from .time import TimeAxis, with_time
 
 __all__ = ["Domain", "PointSet", "point_set", "domain_records", "AXIS_NAMES"]
@@ -99,6 +99,9 @@ class Domain:
         self.mesh_size = mesh_size
         if shape is not None:
             self._h = self._check_mesh_size(mesh_size, shape.dim)
+            if hasattr(shape, "lo") and hasattr(shape, "hi"):  # the grid is built lazily: check it now
+                for lo, hi, h in zip(shape.lo, shape.hi, self._h):
+                    grid_intervals(float(lo), float(hi), h)
             space = AXIS_NAMES[: shape.dim] if shape.dim <= 3 else tuple(f"x{i}" for i in range(shape.dim))
             self.coords: tuple[str, ...] = tuple(space) + (("t",) if self.time is not None else ())
         self._sets: dict[Any, PointSet] = {}

@@ -89,7 +89,7 @@ class Validation(Tracker):
                 f"expected ({pts.shape[0]},) or ({pts.shape[0]}, k), one value (row) per test point."
             )
         self.reference = ref
-        self._pending: Any = None
+        self.pending = None
 
     def prepare(self, ctx: Any) -> None:
         """Compile the test-error function (test points and reference are its constants)."""
