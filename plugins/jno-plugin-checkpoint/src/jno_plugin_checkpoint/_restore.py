@@ -31,11 +31,16 @@ def _check_optimizers(crux: Any, data: F.CheckpointData, paths: list[str], live:
     if not saved:  # checkpoints written before the optimizers were recorded
         return
     now = active_optimizers(crux)
-    differ = {n: (saved.get(n), now[n]) for n in now if n in saved and saved.get(n) != now[n]}
+    # networks are matched by position (automatic names such as net0 depend on the process)
+    saved_names = data.structure.get("trainables", [])
+    differ, labels = {}, {}
+    for i, (sname, t) in enumerate(zip(saved_names, crux.trainables.values())):
+        if sname in saved and t.name in now and saved[sname] != now[t.name]:
+            differ[t.name] = (saved[sname], now[t.name])
+            labels[t.name] = f"{i:03d}"
     if not differ:
         return
     info = {d["path"]: d for d in data.structure.get("leaves", [])}
-    labels = {t.name: f"{i:03d}" for i, t in enumerate(crux.trainables.values())}
     bad = []
     for name in differ:
         prefix = f"['opt_states']['{labels[name]}']"
