@@ -379,8 +379,12 @@ class Core:
                     f"{old}, received {new}. Restore into a solver built from the same script, with "
                     "the same optimizers (net.optimizer(...) as when the state was saved)."
                 )
+        fresh = self._state is None
         self._state = replicate(state, self._layout.mesh) if self._layout.mesh is not None else state
         self.epoch = int(np.asarray(state.epoch))
+        if fresh:  # loaded before any state: its optimizer states are the current optimizers'
+            self._opt_start_epoch = 0
+            init_optimizers(self)
         self._sync_back()
 
     def _set_layout(self, mesh: Any) -> None:

@@ -226,3 +226,19 @@ def test_describe_optimizer_names_the_parts_of_a_chain():
     assert describe_optimizer(optax.adam(3e-4), None) == "chain(scale_by_adam, lr=0.0003)"
     assert describe_optimizer(optax.lbfgs(), None) == "chain(scale_by_lbfgs, scale_by_zoom_linesearch)"
     assert describe_optimizer(optax.sgd(0.1), "my sgd") == "my sgd"
+
+
+def test_load_state_into_a_fresh_solver_then_switch_optimizer():
+    """A state loaded into a solver that never built one (as from a checkpoint file) belongs
+    to the current optimizers; a later switch starts a phase at the loaded epoch."""
+    a = small_problem(hidden=8, mesh_size=0.1, seed=3)
+    a.crux.solve(20)
+    b = small_problem(hidden=8, mesh_size=0.1, seed=3)
+    (ka,), (kb,) = a.crux.trained_keys, b.crux.trained_keys  # the solvers' keys differ
+    st = a.crux.state
+    b.crux.load_state(st._replace(params={kb: st.params[ka]}, opt_states={kb: st.opt_states[ka]}))
+    b.net.optimizer(optax.sgd(0.0))
+    b.crux.solve(5)
+    for x, y in zip(_leaves(a.crux.params), _leaves(b.crux.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert [ph["start_epoch"] for ph in b.crux.optimizer_phases[b.net.name]] == [20, 20]
