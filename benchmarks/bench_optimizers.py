@@ -7,7 +7,9 @@ against Adam on the same problem, and the Adam -> L-BFGS recipe's test error on 
 ``speed``: for each problem, Adam's steady-state epochs/s (a second solve of ``--epochs``,
 after the compiling one), then ``net.optimizer(optax.lbfgs())`` and L-BFGS's (one compiling
 solve of ``--epochs // 4`` steps, then a timed one of as many); the ratio is measured in one
-process. ``burgers``: ``examples/burgers.py``'s problem, Adam for ``--adam`` epochs then L-BFGS
+process. Then a hand-written ``lax.scan`` of the same ``optax.lbfgs()`` on the solver's own
+loss runs the same L-BFGS steps from the same state (a line search's cost depends on where it
+starts: near convergence it takes more iterations), in the same process. ``burgers``: ``examples/burgers.py``'s problem, Adam for ``--adam`` epochs then L-BFGS
 for ``--lbfgs`` steps, the relative L2 error against Cole-Hopf after each phase (the issue's
 goal: below 1e-2 after L-BFGS). Prints one JSON object.
 """
@@ -50,12 +52,51 @@ def _timed(crux: Any, epochs: int) -> float:
     return epochs / (time.perf_counter() - t0)
 
 
+def hand_written(crux: Any, state: Any, steps: int) -> float:
+    """Steps/s of a hand-written ``lax.scan`` of the solver's optimizer (``value``, ``grad``
+    and ``value_fn`` passed as jno passes them) on the solver's own loss
+    (``crux.loss_fn(...).sum()``), from the same parameters and optimizer state ``state``:
+    the same computation as jno's chunk without jno's loop. Second call of the compiled scan."""
+    import jax
+    import jax.numpy as jnp
+
+    (k,) = crux.trained_keys
+    tx = crux.trainables[k].tx
+    inputs, weights = crux.current_inputs(), crux.weights(state)
+
+    def run(params: Any, opt: Any, points: Any) -> Any:
+        def loss(q: Any) -> Any:
+            return jnp.sum(crux.loss_fn({**state.params, k: q}, points, inputs, weights))
+
+        def body(c: Any, _: Any) -> Any:
+            params, st = c
+            v, g = jax.value_and_grad(loss)(params)
+            u, st = tx.update(g, st, params, value=v, grad=g, value_fn=loss)
+            return (optax.apply_updates(params, u), st), v
+
+        return jax.lax.scan(body, (params, opt), None, length=steps)
+
+    f = jax.jit(run)
+    args = (state.params[k], state.opt_states[k], crux.points)
+    jax.block_until_ready(f(*args))
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(*args))
+    return steps / (time.perf_counter() - t0)
+
+
 def speed(problem: str, epochs: int) -> dict[str, float]:
     crux, net, _ = {"poisson1d": _poisson1d, "burgers": _burgers}[problem]()
     adam = _timed(crux, epochs)
     net.optimizer(optax.lbfgs())
-    lbfgs = _timed(crux, max(epochs // 4, 1))
-    return {"adam_epochs_per_s": adam, "lbfgs_epochs_per_s": lbfgs, "lbfgs_over_adam": lbfgs / adam}
+    n = max(epochs // 4, 1)
+    crux.solve(n, progress=False)  # compiles
+    start = crux.state
+    t0 = time.perf_counter()
+    crux.solve(n, progress=False)
+    lbfgs = n / (time.perf_counter() - t0)
+    hand = hand_written(crux, start, n)  # the same n steps from the same state, by hand
+    return {"adam_epochs_per_s": adam, "lbfgs_epochs_per_s": lbfgs, "lbfgs_over_adam": lbfgs / adam,
+            "hand_lbfgs_steps_per_s": hand, "jno_over_hand_lbfgs": lbfgs / hand}
 
 
 def burgers_recipe(adam_epochs: int, lbfgs_epochs: int) -> dict[str, float]:
