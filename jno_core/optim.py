@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from .errors import ConfigError
-from .lr import learning_rate_fn
+from .lr import _walk, learning_rate_fn
 from .state import TrainState
 
 __all__ = ["is_extra_args", "apply_update", "state_learning_rate", "line_search_lr_keys",
@@ -102,8 +102,9 @@ def line_search_lr_keys(crux: Any) -> list[str]:
 
 def describe_optimizer(tx: Any, given: str | None) -> str:
     """A short description of ``tx``: ``given`` (``net.optimizer(tx, description=...)``),
-    else the optax function that built it and, when readable, its learning rate
-    (``"chain(lr=0.001)"``)."""
+    else the optax function that built it, the parts of a chain and, when readable, its
+    learning rate (``"chain(scale_by_adam, lr=0.001)"``, ``"chain(scale_by_adam,
+    scale_by_schedule, lr=schedule)"``)."""
     if given:
         return given
     fn = getattr(tx, "init", None)
@@ -119,12 +120,14 @@ def describe_optimizer(tx: Any, given: str | None) -> str:
     except ValueError:  # an empty closure cell
         parts = []
     # a line search picks the step itself (optax.lbfgs's final scale(-1) is no learning rate)
-    lr = None if any("linesearch" in p for p in parts) else learning_rate_fn(tx)
-    if lr is not None:
-        try:
-            parts.append(f"lr={float(lr(np.zeros(1))[0]):.4g}")
-        except Exception:  # noqa: BLE001 - a schedule that fails at 0: the name only
-            pass
+    if not any("linesearch" in p for p in parts):
+        lr = _walk(tx, 0, set())
+        if lr is None:
+            lr = _walk(tx, 0, set(), "step_size")
+        if callable(lr):
+            parts.append("lr=schedule")
+        elif isinstance(lr, (int, float)):
+            parts.append(f"lr={abs(float(lr)):.4g}")
     return f"{qual}({', '.join(parts)})" if parts else qual
 
 
