@@ -12,7 +12,10 @@ Training follows the usual PINN recipe: Adam, then L-BFGS refinement (an optimiz
 ``net.optimizer(optax.lbfgs())`` between two solves; see docs/optimizers.md). The test error is
 printed after each phase.
 
-    .venv/bin/python examples/burgers.py [--epochs 10000] [--lbfgs-epochs 500]
+    .venv/bin/python examples/burgers.py [--epochs 10000] [--lbfgs-epochs 3000] [--lbfgs-memory 50]
+
+Measured (CPU, shared machine): Adam 10,000 epochs 2.49e-2; then L-BFGS (memory 50) 3,000
+steps 9.86e-3.
 """
 
 from __future__ import annotations
@@ -64,8 +67,11 @@ def test_error(p: dict) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=10000, help="Adam epochs")
-    ap.add_argument("--lbfgs-epochs", type=int, default=500,
+    ap.add_argument("--lbfgs-epochs", type=int, default=3000,
                     help="L-BFGS steps after Adam (one line search each); 0 skips the phase")
+    ap.add_argument("--lbfgs-memory", type=int, default=50,
+                    help="L-BFGS memory size (optax's default is 10; 50 reached 9.9e-3 after 3000 steps, "
+                         "10 plateaued near 1.05e-2)")
     args = ap.parse_args()
     jno.setup(__file__, seed=0)
     p = build(epochs=args.epochs)
@@ -74,7 +80,7 @@ def main() -> None:
     if args.lbfgs_epochs > 0:
         # phase 2: the new optimizer starts from the current parameters (one recompile);
         # epochs, history and the validation tracker go on
-        p["net"].optimizer(optax.lbfgs())
+        p["net"].optimizer(optax.lbfgs(memory_size=args.lbfgs_memory))
         p["crux"].solve(args.lbfgs_epochs, callbacks=[p["validation"]])
         print(f"after L-BFGS ({args.lbfgs_epochs} steps): relative L2 error vs Cole-Hopf {test_error(p):.3e}")
     for e, v in zip(p["validation"].result["epochs"], p["validation"].result["l2_rel"]):
