@@ -8,7 +8,14 @@ boundary over all times and the initial line, and the test error against the Col
 (``examples/burgers_reference.py``) on a 256 x 100 reference grid while training
 (``jno.trackers.validation``) and after it (``crux.eval(u, domain=test)``).
 
-    .venv/bin/python examples/burgers.py [--epochs 12000]
+Training follows the usual PINN recipe: Adam, then L-BFGS refinement (an optimizer phase:
+``net.optimizer(optax.lbfgs())`` between two solves; see docs/optimizers.md). The test error is
+printed after each phase.
+
+    .venv/bin/python examples/burgers.py [--epochs 10000] [--lbfgs-epochs 3000] [--lbfgs-memory 50]
+
+Measured (CPU, shared machine): Adam 10,000 epochs 2.49e-2; then L-BFGS (memory 50) 3,000
+steps 9.86e-3.
 """
 
 from __future__ import annotations
@@ -50,17 +57,32 @@ def build(seed: int = 0, n_interior: int = 2540, n_boundary: int = 80, n_initial
     return {"crux": crux, "u": u, "net": net, "domain": dom, "test": test, "reference": U, "validation": val}
 
 
+def test_error(p: dict) -> float:
+    """Relative L2 error of the network against the Cole-Hopf solution on the 256 x 100 grid."""
+    pred = p["crux"].eval(p["u"], domain=p["test"])
+    ref = p["reference"].ravel()
+    return float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=10000)
+    ap.add_argument("--epochs", type=int, default=10000, help="Adam epochs")
+    ap.add_argument("--lbfgs-epochs", type=int, default=3000,
+                    help="L-BFGS steps after Adam (one line search each); 0 skips the phase")
+    ap.add_argument("--lbfgs-memory", type=int, default=50,
+                    help="L-BFGS memory size (optax's default is 10; 50 reached 9.9e-3 after 3000 steps, "
+                         "10 plateaued near 1.05e-2)")
     args = ap.parse_args()
     jno.setup(__file__, seed=0)
     p = build(epochs=args.epochs)
     p["crux"].solve(args.epochs, callbacks=[p["validation"]])
-    pred = p["crux"].eval(p["u"], domain=p["test"])
-    ref = p["reference"].ravel()
-    l2 = np.linalg.norm(pred - ref) / np.linalg.norm(ref)
-    print(f"relative L2 error vs Cole-Hopf on the 256 x 100 grid: {l2:.3e}")
+    print(f"after Adam ({args.epochs} epochs): relative L2 error vs Cole-Hopf {test_error(p):.3e}")
+    if args.lbfgs_epochs > 0:
+        # phase 2: the new optimizer starts from the current parameters (one recompile);
+        # epochs, history and the validation tracker go on
+        p["net"].optimizer(optax.lbfgs(memory_size=args.lbfgs_memory))
+        p["crux"].solve(args.lbfgs_epochs, callbacks=[p["validation"]])
+        print(f"after L-BFGS ({args.lbfgs_epochs} steps): relative L2 error vs Cole-Hopf {test_error(p):.3e}")
     for e, v in zip(p["validation"].result["epochs"], p["validation"].result["l2_rel"]):
         print(f"  epoch {e:6d}: val/l2_rel {v:.3e}")
 

@@ -41,7 +41,10 @@ class Network:
 
     # ------------------------------------------------------------------ API of the spec
     def optimizer(self, tx: optax.GradientTransformation, description: str | None = None) -> "Network":
-        """Set the optax optimizer; returns the network (chainable)."""
+        """Set the optax optimizer (any ``GradientTransformation``, ``optax.lbfgs()``
+        included); returns the network (chainable). Set between solves, it starts a new
+        optimizer phase at the next ``solve()``: fresh state from the current parameters
+        (:mod:`jno_core.optim`, docs/optimizers.md)."""
         if not (hasattr(tx, "init") and hasattr(tx, "update")):
             raise TypeError(
                 f"optimizer() expects an optax GradientTransformation (e.g. optax.adam(1e-3)), "
@@ -120,9 +123,9 @@ def wrap(module: Any, name: str | None = None) -> Network:
 
 
 def _describe_tx(tx: Any) -> str:
-    fn = getattr(tx, "init", None)
-    qual = getattr(fn, "__qualname__", "") or ""
-    return qual.split(".<locals>")[0] or type(tx).__name__
+    from .optim import describe_optimizer
+
+    return describe_optimizer(tx, None)
 
 
 class MLP(eqx.Module):
