@@ -53,6 +53,9 @@ class Resampler:
     :param domain: the :class:`~jno_core.api.Domain` the residual's variables came from.
     :param every: resample at the epochs ``e > 0`` with ``e % every == 0``.
     :param seed: the random seed (same seed, same parameters: same points).
+    :param name: the plugin name its checkpoint state is saved under (default
+        ``resampling.<method>:<tag>``, e.g. ``resampling.rad:interior``); give one when a solve
+        has two resamplers of the same method on the same tag (two domains).
 
     Subclasses implement :meth:`propose` (traceable). Results: ``records``, one dict per
     resample (``epoch``, ``kept_fraction``, ``mean_residual``); metrics
@@ -62,7 +65,11 @@ class Resampler:
 
     name = "resampler"
 
-    def __init__(self, residual: Any, *, domain: Any, every: int = 1000, seed: int = 0) -> None:
+    def __init__(self, residual: Any, *, domain: Any, every: int = 1000, seed: int = 0,
+                 name: str | None = None) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"jno.resampling.{self.name}: name must be a string, received {type(name).__name__}.")
+        self._plugin_name = name
         if not isinstance(residual, Placeholder):
             raise TypeError(
                 f"jno.resampling.{self.name} expects the PDE residual expression first (e.g. pde, the field whose "
@@ -77,6 +84,7 @@ class Resampler:
             )
         self.key = keys[0]
         ps = point_set(self.key)
+        self.tag = ps.tag
         if getattr(domain, "shape", None) is None or not hasattr(domain, "label"):
             raise TypeError(
                 f"jno.resampling.{self.name}(domain=...) expects the shape domain the residual's variables came "
@@ -132,8 +140,9 @@ class Resampler:
     # ------------------------------------------------------------------ identity
     @property
     def plugin_name(self) -> str:
-        """``resampling.<name>:<point-set key>`` (the checkpoint state is saved under it)."""
-        return f"resampling.{self.name}:{self.key}"
+        """``resampling.<method>:<tag>`` or the ``name=`` given (the checkpoint state is saved
+        under it; the tag, not the point-set key, so a rebuilt script finds it)."""
+        return self._plugin_name or f"resampling.{self.name}:{self.tag}"
 
     def __repr__(self) -> str:
         return f"<jno resampler {self.name} of {self.key} every {self.every}>"
@@ -208,7 +217,8 @@ class Resampler:
         """JSON state for checkpoints (``jno-plugin-checkpoint`` saves it): the settings, the
         base RNG key, the last epoch resampled and the current points (raw bytes, base64)."""
         pts = self._live_points()
-        state: dict[str, Any] = {"method": self.name, "point_set": self.key, "settings": self.describe(),
+        state: dict[str, Any] = {"method": self.name, "tag": self.tag, "point_set": self.key,
+                                 "settings": self.describe(),
                                  "key": [int(v) for v in self.base_key], "last_epoch": self.last_epoch}
         if pts is not None:
             state["points"] = {"dtype": str(pts.dtype), "shape": list(pts.shape),
@@ -218,11 +228,11 @@ class Resampler:
     def jno_load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`jno_state`: the key, the last epoch, and the points (set on the
         solver when the next solve starts)."""
-        if state.get("method") != self.name or state.get("point_set") != self.key:
+        if state.get("method") != self.name or state.get("tag") != self.tag:
             raise ValueError(
-                f"jno.resampling.{self.name}: the saved state is of {state.get('method')!r} on "
-                f"{state.get('point_set')!r}, this resampler is {self.name!r} on {self.key!r}; restore into the "
-                "same resampler on the same point set."
+                f"jno.resampling.{self.name}: the saved state is of {state.get('method')!r} on the "
+                f"{state.get('tag')!r} points, this resampler is {self.name!r} on the {self.tag!r} points; restore "
+                "into the same kind of resampler on the same tag."
             )
         self.base_key = np.asarray(state["key"], np.uint32)
         self.last_epoch = int(state["last_epoch"])
@@ -259,12 +269,12 @@ class RAD(Resampler):
     name = "rad"
 
     def __init__(self, residual: Any, *, domain: Any, every: int = 1000, k: float = 1.0, c: float = 1.0,
-                 pool_factor: int = 4, seed: int = 0, replace: bool = False) -> None:
+                 pool_factor: int = 4, seed: int = 0, replace: bool = False, name: str | None = None) -> None:
         self.k = _number(k, "rad: k", "k=1.0")
         self.c = _number(c, "rad: c", "c=1.0")
         self.pool_factor = _positive_int(pool_factor, "rad: pool_factor", "pool_factor=4")
         self.replace = bool(replace)
-        super().__init__(residual, domain=domain, every=every, seed=seed)
+        super().__init__(residual, domain=domain, every=every, seed=seed, name=name)
 
     def _sample_count(self) -> int:
         return self.pool_factor * self.n
