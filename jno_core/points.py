@@ -32,7 +32,7 @@ def replace_points(crux: Any, key: str, points: Any) -> jax.Array:
         )
     old = crux._points[key]
     shape = tuple(np.shape(points))
-    dtype = jnp.result_type(points)
+    dtype = np.dtype(points.dtype) if hasattr(points, "dtype") else np.asarray(points).dtype
     if shape != tuple(old.shape) or dtype != old.dtype:
         raise ValueError(
             f"set_points({key!r}, ...): expected an array of shape {tuple(old.shape)} and dtype {old.dtype} "
