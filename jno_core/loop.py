@@ -119,7 +119,9 @@ class SolveLoop:
     deferred fires, host-visit plugins) overlaps the device. The chunk started ahead is used
     only if, after the host visit, the train state, the points and the epoch are still those
     it started from (a plugin that restored a state, resampled points or stopped the solve
-    makes the loop drop it); with weight providers nothing is started ahead."""
+    makes the loop drop it); with weight providers nothing is started ahead, nor before the
+    epochs of a host plugin declaring ``replaces_points = True`` (a resampler: the chunk would be
+    dropped, and on a busy device it still costs its full run)."""
 
     def __init__(self, crux: Any, ctx: Any, hist: History, pm: Any, plan: FirePlan, buffer: MetricsBuffer,
                  cap: int, log_every: int) -> None:
@@ -136,6 +138,7 @@ class SolveLoop:
         self.taper = taper_epochs(cap, log_every)
         self.lr_table = LrTable(crux._lr_fns, crux._opt_start_epoch, self.start, self.end, log_every)
         self.keys = ["loss/total"] + [f"loss/{n}" for n in crux.constraint_names]
+        self.replacers = [p.interval for p in plan.host if getattr(p, "replaces_points", False)]
 
     def plan_at(self, e: int) -> ChunkPlan:
         return plan_chunk(e, self.end, self.cap, host_intervals=self.host_intervals,
@@ -162,7 +165,9 @@ class SolveLoop:
             while pending is not None:
                 c = pending
                 state = c.outs[0]
-                ahead = self.dispatch(c.e + c.n, state) if not crux.providers and c.e + c.n < end else None
+                nxt = c.e + c.n
+                ahead = (self.dispatch(nxt, state) if not crux.providers and nxt < end
+                         and not any(nxt % iv == 0 for iv in self.replacers) else None)
                 rows, ep_s, ok = self.finish_chunk(c)
                 if not ok:
                     self.non_finite(c, rows)

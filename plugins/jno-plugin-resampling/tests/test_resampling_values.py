@@ -264,3 +264,17 @@ def test_bad_arguments_are_clear_errors():
         jno.resampling.rad(x * 1.0, domain=dom, k=-1)
     with pytest.raises(ValueError, match="expected an array of shape"):
         crux.set_points(ps.key, np.zeros((11, 1), np.float32))
+
+
+def test_a_second_resampler_with_the_same_settings_uses_its_own_field():
+    """The compiled function is cached on the solver by settings and the residual's structure:
+    R3 on |x - 0.3| and then on |x - 0.7| keep the points above each field's own mean."""
+    dom, x, ps, crux = line_problem(n=400)
+    crux.solve(6, callbacks=[jno.resampling.r3(x - 0.3, domain=dom, every=5)])
+    old = np.asarray(crux.points[ps.key])
+    crux.solve(5, callbacks=[jno.resampling.r3(x - 0.7, domain=dom, every=5)])  # resamples at 10
+    new = np.asarray(crux.points[ps.key])
+    a = np.abs(old[:, 0] - np.float32(0.7))
+    keep = a > a.mean()
+    np.testing.assert_array_equal(new[keep], old[keep])
+    assert not np.any(new[~keep] == old[~keep])

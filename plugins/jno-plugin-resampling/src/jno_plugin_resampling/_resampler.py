@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.api import Env, Placeholder, device_sampler, evaluate, expr, hookimpl, point_set, residual_of
+from jno_core.api import Env, Placeholder, device_sampler, evaluate, expr, hookimpl, node_key, point_set, residual_of
 
 from . import _methods as M
 
@@ -64,6 +64,8 @@ class Resampler:
     """
 
     name = "resampler"
+    #: the loop starts no chunk ahead before this plugin's epochs (it would be dropped)
+    replaces_points = True
 
     def __init__(self, residual: Any, *, domain: Any, every: int = 1000, seed: int = 0,
                  name: str | None = None) -> None:
@@ -173,7 +175,9 @@ class Resampler:
             new, kept, mean = self._device_fn(params, points, inputs, weights, base_key, epoch)
             return jax.lax.with_sharding_constraint(new, sharding), kept, mean
 
-        name = f"resampling:{self.name}:{self.key}:{sorted(self.describe().items())}"
+        # the residual's structure is part of the name: another resampler with the same
+        # settings on the same points reuses the executable only for the same field
+        name = f"resampling:{self.name}:{self.key}:{sorted(self.describe().items())}:{node_key(self.residual)!r}"
         return ctx.compile(name, fn, ctx.params, ctx.points, ctx.inputs, ctx.weights, self.base_key, np.int32(0))
 
     # ------------------------------------------------------------------ hooks
