@@ -2,8 +2,6 @@
 on known residual fields; domains incl. a disk, a polygon, a difference and a time domain;
 diagnostics on the new points; resume through the checkpoint plugin."""
 
-import itertools
-import json
 
 import equinox as eqx
 import jax
