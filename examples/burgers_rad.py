@@ -10,6 +10,11 @@ replaces the interior points (same count, so nothing recompiles) and logs
     crux.solve(10_000, callbacks=[rad, validation])
 
     .venv/bin/python examples/burgers_rad.py [--method rad|r3|random|none] [--epochs 10000] [--every 1000]
+                                             [--start 5000]
+
+With this problem's learning-rate schedule (peak 1e-2), resampling from the start hurts (the
+loss jumps at each resample); ``--start 5000`` resamples once the rate has decayed (see
+``benchmarks/results_resampling.md``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import jno  # noqa: E402
 from burgers import build  # noqa: E402
 
 
-def make_resampler(method: str, problem: dict, every: int, seed: int = 0):
+def make_resampler(method: str, problem: dict, every: int, seed: int = 0, start: int = 0):
     """The resampler of ``method`` for the Burgers problem's PDE residual (None for
     ``"none"``). ``problem["crux"].loss_terms[0]`` is ``pde.mse``; the resampler reads its
     field ``pde`` and resamples its point set, the interior of ``problem["domain"]``."""
@@ -34,8 +39,8 @@ def make_resampler(method: str, problem: dict, every: int, seed: int = 0):
     pde_loss = problem["crux"].loss_terms[0]
     if method == "rad":
         return jno.resampling.rad(pde_loss, domain=problem["domain"], every=every, k=1.0, c=1.0, pool_factor=4,
-                                  seed=seed)
-    return getattr(jno.resampling, method)(pde_loss, domain=problem["domain"], every=every, seed=seed)
+                                  seed=seed, start=start)
+    return getattr(jno.resampling, method)(pde_loss, domain=problem["domain"], every=every, seed=seed, start=start)
 
 
 def main() -> None:
@@ -43,10 +48,11 @@ def main() -> None:
     ap.add_argument("--method", choices=["rad", "r3", "random", "none"], default="rad")
     ap.add_argument("--epochs", type=int, default=10000)
     ap.add_argument("--every", type=int, default=1000)
+    ap.add_argument("--start", type=int, default=0, help="first epoch that may resample (e.g. 5000)")
     args = ap.parse_args()
     jno.setup(__file__, seed=0)
     p = build(epochs=args.epochs)
-    res = make_resampler(args.method, p, args.every)
+    res = make_resampler(args.method, p, args.every, start=args.start)
     hist = p["crux"].solve(args.epochs, callbacks=[p["validation"]] + ([res] if res is not None else []))
     pred = p["crux"].eval(p["u"], domain=p["test"])
     ref = p["reference"].ravel()

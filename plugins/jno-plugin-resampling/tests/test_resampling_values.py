@@ -276,3 +276,12 @@ def test_a_second_resampler_with_the_same_settings_uses_its_own_field():
     keep = a > a.mean()
     np.testing.assert_array_equal(new[keep], old[keep])
     assert not np.any(new[~keep] == old[~keep])
+
+
+def test_start_delays_the_first_resample():
+    dom, x, ps, crux = line_problem(n=50)
+    r = jno.resampling.random(x * 1.0, domain=dom, every=5, start=10, seed=0)
+    crux.solve(21, callbacks=[r])
+    assert [rec["epoch"] for rec in r.records] == [10, 15, 20]
+    with pytest.raises(ValueError, match="start must be a non-negative epoch"):
+        jno.resampling.rad(x * 1.0, domain=dom, start=-1)

@@ -29,24 +29,26 @@ __all__ = [
 ]
 
 
-def random(residual: Any, *, domain: Any, every: int = 1000, seed: int = 0, name: str | None = None) -> RandomResampler:
+def random(residual: Any, *, domain: Any, every: int = 1000, seed: int = 0, start: int = 0,
+           name: str | None = None) -> RandomResampler:
     """``jno.resampling.random(pde, domain=dom, every=1000, seed=0)``: fresh uniform points
     every ``every`` epochs. See :class:`RandomResampler`."""
-    return RandomResampler(residual, domain=domain, every=every, seed=seed, name=name)
+    return RandomResampler(residual, domain=domain, every=every, seed=seed, start=start, name=name)
 
 
 def rad(residual: Any, *, domain: Any, every: int = 1000, k: float = 1.0, c: float = 1.0, pool_factor: int = 4,
-        seed: int = 0, replace: bool = False, name: str | None = None) -> RAD:
+        seed: int = 0, replace: bool = False, start: int = 0, name: str | None = None) -> RAD:
     """``jno.resampling.rad(pde, domain=dom, every=1000, k=1.0, c=1.0, pool_factor=4, seed=0,
     replace=False)``: RAD (Wu et al. 2023). See :class:`RAD`."""
     return RAD(residual, domain=domain, every=every, k=k, c=c, pool_factor=pool_factor, seed=seed, replace=replace,
-               name=name)
+               start=start, name=name)
 
 
-def r3(residual: Any, *, domain: Any, every: int = 1000, seed: int = 0, name: str | None = None) -> R3:
+def r3(residual: Any, *, domain: Any, every: int = 1000, seed: int = 0, start: int = 0,
+       name: str | None = None) -> R3:
     """``jno.resampling.r3(pde, domain=dom, every=1000, seed=0)``: R3 (Daw et al. 2023).
     See :class:`R3`."""
-    return R3(residual, domain=domain, every=every, seed=seed, name=name)
+    return R3(residual, domain=domain, every=every, seed=seed, start=start, name=name)
 
 
 @hookimpl

@@ -53,6 +53,9 @@ class Resampler:
     :param domain: the :class:`~jno_core.api.Domain` the residual's variables came from.
     :param every: resample at the epochs ``e > 0`` with ``e % every == 0``.
     :param seed: the random seed (same seed, same parameters: same points).
+    :param start: the first epoch that may resample (default 0: the first resample is at
+        ``every``); e.g. ``start=5000`` resamples at 5000, 6000, ... (later, when the learning
+        rate is lower, see ``benchmarks/results_resampling.md``).
     :param name: the plugin name its checkpoint state is saved under (default
         ``resampling.<method>:<tag>``, e.g. ``resampling.rad:interior``); give one when a solve
         has two resamplers of the same method on the same tag (two domains).
@@ -67,7 +70,7 @@ class Resampler:
     #: the loop starts no chunk ahead before this plugin's epochs (it would be dropped)
     replaces_points = True
 
-    def __init__(self, residual: Any, *, domain: Any, every: int = 1000, seed: int = 0,
+    def __init__(self, residual: Any, *, domain: Any, every: int = 1000, seed: int = 0, start: int = 0,
                  name: str | None = None) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"jno.resampling.{self.name}: name must be a string, received {type(name).__name__}.")
@@ -114,6 +117,9 @@ class Resampler:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"jno.resampling.{self.name}: seed must be a non-negative integer, received {seed!r}.")
         self.seed = int(seed)
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"jno.resampling.{self.name}: start must be a non-negative epoch, received {start!r}.")
+        self.start = int(start)
         self.n = int(ps.points.shape[0])
         self.base_key = np.asarray(jax.random.key_data(jax.random.PRNGKey(self.seed)), np.uint32)
         self.sample = device_sampler(domain, ps.tag, self._sample_count(), pool_seed=self.seed)
@@ -137,7 +143,7 @@ class Resampler:
 
     def describe(self) -> dict[str, Any]:
         """The settings (part of the compile-cache name and of the saved state)."""
-        return {"every": self.every, "seed": self.seed}
+        return {"every": self.every, "seed": self.seed, "start": self.start}
 
     # ------------------------------------------------------------------ identity
     @property
@@ -205,7 +211,7 @@ class Resampler:
         """Resample at ``epoch`` (before the other plugins due then, so trackers firing at
         ``epoch`` see the new points); skipped at epoch 0 and at an epoch already resampled
         (a solve resumed at the epoch of the last resample)."""
-        if epoch == 0 or epoch <= self.last_epoch or epoch % self.every:
+        if epoch == 0 or epoch < self.start or epoch <= self.last_epoch or epoch % self.every:
             return
         new, kept, mean = self._fn(ctx.params, ctx.points, ctx.inputs, ctx.weights, self.base_key,
                                    np.int32(epoch))
@@ -273,12 +279,13 @@ class RAD(Resampler):
     name = "rad"
 
     def __init__(self, residual: Any, *, domain: Any, every: int = 1000, k: float = 1.0, c: float = 1.0,
-                 pool_factor: int = 4, seed: int = 0, replace: bool = False, name: str | None = None) -> None:
+                 pool_factor: int = 4, seed: int = 0, replace: bool = False, start: int = 0,
+                 name: str | None = None) -> None:
         self.k = _number(k, "rad: k", "k=1.0")
         self.c = _number(c, "rad: c", "c=1.0")
         self.pool_factor = _positive_int(pool_factor, "rad: pool_factor", "pool_factor=4")
         self.replace = bool(replace)
-        super().__init__(residual, domain=domain, every=every, seed=seed, name=name)
+        super().__init__(residual, domain=domain, every=every, seed=seed, start=start, name=name)
 
     def _sample_count(self) -> int:
         return self.pool_factor * self.n
