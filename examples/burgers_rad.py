@@ -12,8 +12,9 @@ replaces the interior points (same count, so nothing recompiles) and logs
     .venv/bin/python examples/burgers_rad.py [--method rad|r3|random|none] [--epochs 10000] [--every 1000]
                                              [--start 5000]
 
-With this problem's learning-rate schedule (peak 1e-2), resampling from the start hurts (the
-loss jumps at each resample); ``--start 5000`` resamples once the rate has decayed (see
+With this problem's learning-rate schedule (peak 1e-2), resampling from the start made the
+test error worse on the two seeds measured (the loss jumps at each resample); ``--start 5000``
+(resample once the rate has decayed) helped on one seed and hurt on the other (see
 ``benchmarks/results_resampling.md``).
 """
 
