@@ -121,7 +121,9 @@ class SolveLoop:
     deferred fires, host-visit plugins) overlaps the device. The chunk started ahead is used
     only if, after the host visit, the train state, the points and the epoch are still those
     it started from (a plugin that restored a state, resampled points or stopped the solve
-    makes the loop drop it); with weight providers nothing is started ahead."""
+    makes the loop drop it); with weight providers nothing is started ahead, nor before the
+    epochs of a host plugin declaring ``replaces_points = True`` (a resampler: the chunk would be
+    dropped, and on a busy device it still costs its full run)."""
 
     def __init__(self, crux: Any, ctx: Any, hist: History, pm: Any, plan: FirePlan, buffer: MetricsBuffer,
                  cap: int, log_every: int) -> None:
@@ -138,6 +140,7 @@ class SolveLoop:
         self.taper = taper_epochs(cap, log_every)
         self.lr_table = LrTable(crux._lr_fns, crux._opt_start_epoch, self.start, self.end, log_every)
         self.keys = ["loss/total"] + [f"loss/{n}" for n in crux.constraint_names]
+        self.replacers = [p.interval for p in plan.host if getattr(p, "replaces_points", False)]
 
     def plan_at(self, e: int) -> ChunkPlan:
         return plan_chunk(e, self.end, self.cap, host_intervals=self.host_intervals,
@@ -165,7 +168,9 @@ class SolveLoop:
                 check_interrupt()  # an interrupt Python dropped (raised inside a gc callback)
                 c = pending
                 state = c.outs[0]
-                ahead = self.dispatch(c.e + c.n, state) if not crux.providers and c.e + c.n < end else None
+                nxt = c.e + c.n
+                ahead = (self.dispatch(nxt, state) if not crux.providers and nxt < end
+                         and not any(nxt % iv == 0 for iv in self.replacers) else None)
                 rows, ep_s, ok = self.finish_chunk(c)
                 if not ok:
                     self.non_finite(c, rows)
@@ -221,7 +226,7 @@ class SolveLoop:
         # the chunk's speed at its last logged epoch (a step the sinks get anyway)
         self.buffer.add(e + (logged[-1] if logged else max(n_done - 1, 0)), {"perf/epochs_per_s": Scalar(ep_s)})
         if c.snap_epochs:
-            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs)
+            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs, c.points)
         return rows, ep_s, ok
 
     def non_finite(self, c: Chunk, rows: np.ndarray) -> None:
@@ -280,13 +285,15 @@ class SolveLoop:
         for p in timed:  # concurrent ones time themselves
             p.fire_times_ms.append((time.perf_counter() - t0) * 1e3)
 
-    def fire_deferred(self, snaps: Any, epochs: Sequence[int], g_at: np.ndarray, inputs: dict[str, Any]) -> None:
+    def fire_deferred(self, snaps: Any, epochs: Sequence[int], g_at: np.ndarray, inputs: dict[str, Any],
+                      points: Any = None) -> None:
         """Fire the deferred plugins due at each of ``epochs`` (inside the chunk just run),
         each with a context frozen at that epoch from the chunk's snapshot slot; the gradient
         matrices and slot-batch results of all slots come from one call each, made by the
         first fire that needs one (on the diagnostics thread)."""
         crux = self.crux
-        chunk = ChunkSlots(snaps, crux._points, inputs, epochs, crux._n_slots, crux._slot_grads, crux._gsel, g_at)
+        # the chunk's own points: a resampler may replace crux._points before these fires run
+        chunk = ChunkSlots(snaps, crux._points if points is None else points, inputs, epochs, crux._n_slots, crux._slot_grads, crux._gsel, g_at)
         for j, s_ep in enumerate(epochs):
             def materialize(j: int = j) -> Any:
                 return crux._take_slot(snaps, np.int32(j))

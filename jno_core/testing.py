@@ -17,6 +17,8 @@ method against your plugin::
 * :class:`SinkConformance`: a metrics sink registered through ``jno_register_sinks``.
 * :class:`WeightingConformance`: a loss-weighting scheme registered through
   ``jno_register_weightings`` (or any :class:`~jno_core.weighting.WeightingScheme`).
+* :class:`ResamplerConformance`: a collocation-point resampler registered through
+  ``jno_register_resamplers`` (in :mod:`jno_core._resampler_kit`).
 
 For the value tests a plugin adds on top (checks against an independent computation), the kit
 also has :class:`ParamProbe` (the parameters at every fire), :class:`RecordingSink` and
@@ -65,7 +67,7 @@ from ._testkit import (
 )
 from .metrics import METRIC_TYPES, Array, Heatmap, Histogram, Scalar
 
-__all__ = ["fresh_plugins", "TrackerConformance", "SinkConformance", "WeightingConformance"]
+__all__ = ["fresh_plugins", "TrackerConformance", "SinkConformance", "WeightingConformance", "ResamplerConformance"]
 __all__ += _testkit.__all__  # the helpers imported above
 
 
@@ -576,3 +578,6 @@ class WeightingConformance(_PluginConformance):
 
         assert jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(
             scheme.init(np.asarray(hist.losses[0], np.float32)))
+
+
+from ._resampler_kit import ResamplerConformance  # noqa: E402  (it subclasses _PluginConformance)

@@ -146,7 +146,7 @@ def test_fake_distribution_names_resolve(fakes):
         "distribution": "jno-fake-alpha",
         "version": "1.2.3",
         "registers": {"trackers": ["alpha_tracker"], "callbacks": ["alpha_callback"], "sinks": ["alpha_sink"],
-                      "weightings": []},
+                      "weightings": [], "resamplers": []},
         "hooks": ["on_solve_end"],
         "object_hooks": {"alpha_callback": ["on_epoch"]},
     }
