@@ -30,6 +30,7 @@ __all__ = [
     "fn",
     "callbacks",
     "trackers",
+    "resampling",
     "utils",
     "hookimpl",
     "Scalar",
@@ -50,7 +51,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Heatmap": ("jno_core.metrics", "Heatmap"),
     "Histogram": ("jno_core.metrics", "Histogram"),
     "Array": ("jno_core.metrics", "Array"),
-    **{m: (f"jno.{m}", None) for m in ("domain", "nn", "np", "numpy", "fn", "callbacks", "trackers", "utils")},
+    **{m: (f"jno.{m}", None) for m in ("domain", "nn", "np", "numpy", "fn", "callbacks", "trackers",
+                                         "resampling", "utils")},
 }
 
 

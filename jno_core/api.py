@@ -18,6 +18,9 @@ Groups:
 * expressions, for trackers that read them: :mod:`expr` (node types, ``walk``),
   :func:`trainable_key`, :func:`node_key`, :class:`Env` + :func:`evaluate`,
   :func:`point_set`, :class:`TrainableParameter`, :func:`selected_leaves`;
+* domains, for resamplers: :class:`Domain`, :func:`points_on`, :func:`device_sampler` (uniform
+  points of a domain drawn on the device) and ``SolveContext.set_points`` /
+  ``Core.set_points`` (replace a point set between chunks without recompiling);
 * metrics and their rendering, for sinks: :class:`Scalar`, :class:`Heatmap`,
   :class:`Histogram`, :class:`Array`, :func:`as_metric`; :mod:`binning` helpers,
   :func:`heatmap_to_rgb` / :func:`encode_png`; the CSV array-file format (:mod:`arrayfile`)
@@ -43,7 +46,7 @@ from .binning import SMALL, finite_values, histogram, histogram_lists, histogram
 from .colormap import encode_png, heatmap_to_rgb
 from .compile import Env, evaluate, node_key, residual_of, trainable_key
 from .context import ParamSelector, SolveContext, constraint_gradients
-from .domain import Domain, point_set, points_on
+from .domain import Domain, device_sampler, point_set, points_on
 from .errors import *  # noqa: F401,F403 - every error type
 from .errors import __all__ as _errors
 from .hookspecs import hookimpl, hookspec
@@ -77,7 +80,7 @@ __all__ = [
     "SMALL", "finite_values", "histogram", "histogram_lists", "histogram_of_list", "encode_png", "heatmap_to_rgb",
     "SUFFIX", "TMP_PREFIX", "ArrayRecord", "encode_array_file", "file_name", "parse_name", "read_array_file",
     "read_metrics", "read_checkpoints", "METRICS_FILE", "METRICS_HEADER", "CHECKPOINTS_FILE",
-    "CHECKPOINTS_HEADER", "ARRAYS_DIR", "array_dirname", "Placeholder", "as_expr", "Domain", "points_on",
+    "CHECKPOINTS_HEADER", "ARRAYS_DIR", "array_dirname", "Placeholder", "as_expr", "Domain", "points_on", "device_sampler",
     "run", "current_run", "get_plugin_manager", "plugin_name", "strict_mode", "replicate",
     *_errors,
 ]

@@ -2,7 +2,7 @@
 
 ``jno plugins [--json]``
     List the installed plugins (entry-point group ``"jno"``): name, distribution, version,
-    the names each registers per kind (trackers, callbacks, sinks, weightings) and the hooks
+    the names each registers per kind (trackers, callbacks, sinks, weightings, resamplers) and the hooks
     it implements. The same records as :func:`jno_core.plugins.describe_plugins`, reused from
     jno's cache folder while no plugin changed (see :mod:`jno_core._plugin_cache`).
 
@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 __all__ = ["main", "format_plugin_table"]
 
-_KIND_ORDER = ("trackers", "callbacks", "sinks", "weightings")
+_KIND_ORDER = ("trackers", "callbacks", "sinks", "weightings", "resamplers")
 
 
 def _registers_text(registers: dict[str, list[str]]) -> str:

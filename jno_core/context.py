@@ -152,6 +152,13 @@ class SolveContext:
         """Stop the solve at the end of the current chunk."""
         self.stop_reason = reason
 
+    def set_points(self, key: str, points: Any) -> jax.Array:
+        """Replace point set ``key`` with ``points`` of the same shape and dtype (placed like
+        the old set; nothing recompiles): the next chunk and every later fire use them. Call
+        it from ``on_epoch`` (a host visit), not from work handed to :meth:`submit`. See
+        :meth:`jno_core.core.Core.set_points`."""
+        return self.crux.set_points(key, points)
+
     # ------------------------------------------------------------------ concurrency
     def snapshot(self) -> "SolveContext":
         """A frozen copy of this context at the current epoch: same solver, run and logger,
@@ -398,7 +405,8 @@ class _Snapshot(SolveContext):
                 f = self._frozen
                 if f is None:
                     params, wstates, weights = self._materialize()
-                    f = self._frozen = ((params, None, wstates, np.int32(self.epoch)), self.crux._points,
+                    pts = self._chunk.points if self._chunk is not None else self.crux._points
+                    f = self._frozen = ((params, None, wstates, np.int32(self.epoch)), pts,
                                         self._deferred_inputs, weights)
         return f
 

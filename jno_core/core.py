@@ -327,6 +327,17 @@ class Core:
         current device layout)."""
         return self._points
 
+    def set_points(self, key: str, points: Any) -> jax.Array:
+        """Replace the collocation points of point set ``key`` (a variable's
+        ``PointSet.key``; every constraint on that set sees them) with ``points`` of the same
+        shape ``(N, C)`` and dtype, placed like the old set (sharded or not), so nothing
+        recompiles. Allowed between solves and from hooks during a solve (resampling: the
+        loop drops the chunk it started ahead and runs the next one on the new points).
+        Returns the placed array. See :mod:`jno_core.points`."""
+        from .points import replace_points
+
+        return replace_points(self, key, points)
+
     @property
     def solving(self) -> bool:
         """Whether :meth:`solve` is running."""

@@ -98,6 +98,20 @@ class JnoSpec:
         Must not block.
         """
 
+    @hookspec
+    def jno_register_resamplers(self, register: Callable[..., None]) -> None:
+        """Register collocation-point resampling strategies (RAD, R3, ...) by name; they
+        appear as ``jno.resampling.<name>``.
+
+        Called once, lazily, on the calling thread.
+
+        :param register: ``register(name, factory)``; ``factory(residual, *, domain, every,
+            seed, ...)`` returns a plugin object passed in ``solve(callbacks=[...])`` that
+            replaces the residual's point set between chunks (``SolveContext.set_points``),
+            keeping its count, dtype and sharding (see ``docs/resampling.md``).
+        Must not block.
+        """
+
     # ------------------------------------------------------------------ the solve loop
     @hookspec
     def on_solve_begin(self, ctx: Any) -> None:

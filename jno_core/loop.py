@@ -216,7 +216,7 @@ class SolveLoop:
         # the chunk's speed at its last logged epoch (a step the sinks get anyway)
         self.buffer.add(e + (logged[-1] if logged else max(n_done - 1, 0)), {"perf/epochs_per_s": Scalar(ep_s)})
         if c.snap_epochs:
-            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs)
+            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs, c.points)
         return rows, ep_s, ok
 
     def non_finite(self, c: Chunk, rows: np.ndarray) -> None:
@@ -275,13 +275,15 @@ class SolveLoop:
         for p in timed:  # concurrent ones time themselves
             p.fire_times_ms.append((time.perf_counter() - t0) * 1e3)
 
-    def fire_deferred(self, snaps: Any, epochs: Sequence[int], g_at: np.ndarray, inputs: dict[str, Any]) -> None:
+    def fire_deferred(self, snaps: Any, epochs: Sequence[int], g_at: np.ndarray, inputs: dict[str, Any],
+                      points: Any = None) -> None:
         """Fire the deferred plugins due at each of ``epochs`` (inside the chunk just run),
         each with a context frozen at that epoch from the chunk's snapshot slot; the gradient
         matrices and slot-batch results of all slots come from one call each, made by the
         first fire that needs one (on the diagnostics thread)."""
         crux = self.crux
-        chunk = ChunkSlots(snaps, crux._points, inputs, epochs, crux._n_slots, crux._slot_grads, crux._gsel, g_at)
+        # the chunk's own points: a resampler may replace crux._points before these fires run
+        chunk = ChunkSlots(snaps, crux._points if points is None else points, inputs, epochs, crux._n_slots, crux._slot_grads, crux._gsel, g_at)
         for j, s_ep in enumerate(epochs):
             def materialize(j: int = j) -> Any:
                 return crux._take_slot(snaps, np.int32(j))

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "jno"
-KINDS = ("trackers", "callbacks", "sinks", "weightings")
+KINDS = ("trackers", "callbacks", "sinks", "weightings", "resamplers")
 
 #: First-party names and the distribution that provides them, for "pip install" hints.
 FIRST_PARTY: dict[str, dict[str, str]] = {
@@ -76,6 +76,11 @@ FIRST_PARTY: dict[str, dict[str, str]] = {
         "relobralo": "jno-plugin-relobralo",
         "gradient_norm_balanced": "jno-plugin-balancing",
         "ntk_balanced": "jno-plugin-balancing",
+    },
+    "resamplers": {
+        "random": "jno-plugin-resampling",
+        "rad": "jno-plugin-resampling",
+        "r3": "jno-plugin-resampling",
     },
 }
 
@@ -305,6 +310,7 @@ def _build_registries(pm: pluggy.PluginManager) -> dict[str, dict[str, RegistryE
         "callbacks": "jno_register_callbacks",
         "sinks": "jno_register_sinks",
         "weightings": "jno_register_weightings",
+        "resamplers": "jno_register_resamplers",
     }
     for kind, hook_name in hook_for.items():
         caller = getattr(pm.hook, hook_name)
@@ -350,7 +356,7 @@ def _build_registries(pm: pluggy.PluginManager) -> dict[str, dict[str, RegistryE
 
 def registry(kind: str) -> dict[str, RegistryEntry]:
     """``name -> RegistryEntry`` for ``kind`` in ``trackers``, ``callbacks``, ``sinks``,
-    ``weightings`` (loading plugins on first use)."""
+    ``weightings``, ``resamplers`` (loading plugins on first use)."""
     global _registries
     if kind not in KINDS:
         raise ValueError(f"unknown registry {kind!r}; expected one of {KINDS}")

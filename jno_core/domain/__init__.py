@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from . import samplers
 from ._base import Domain, PointSet, domain_records, point_set
+from .device import device_sampler
 from .from_array import ArrayDomain, from_array
 from .remap import points_on
 from .samplers import SAMPLERS, tag_rng
@@ -30,7 +31,7 @@ __all__ = [
     "Domain", "PointSet", "ArrayDomain", "point_set", "domain_records", "points_on",
     "line", "rect", "box", "disk", "poly", "difference", "from_array",
     "Shape", "Interval", "Rectangle", "Box", "Disk", "Polygon", "Difference", "TimeAxis",
-    "SAMPLERS", "tag_rng", "samplers",
+    "SAMPLERS", "tag_rng", "samplers", "device_sampler",
 ]
 
 
