@@ -22,6 +22,7 @@ from . import compile_pool
 from .batching import sample_points
 from .compile import Env, evaluate
 from .context import constraint_gradients
+from .optim import apply_update, state_learning_rate
 from .state import TrainState
 
 __all__ = ["ChunkSlots", "Chunk", "make_step", "make_chunk", "snapshot_slots", "make_take_slot", "make_slot_gradients",
@@ -103,12 +104,14 @@ class Chunk:
 def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
     """The train step ``step(state, points, inputs, log_every) -> (state, row)``: one
     optimizer update of every trained network and parameter and one update of every
-    weighting scheme; ``row`` ``(N + 3,)`` = total loss, the ``N`` constraint losses, and (at
-    logged epochs, else NaN) the global gradient and parameter norms."""
+    weighting scheme; ``row`` ``(N + 3 + M,)`` = total loss, the ``N`` constraint losses, (at
+    logged epochs, else NaN) the global gradient and parameter norms, and the step sizes of
+    the ``M`` line-search optimizers (:func:`jno_core.optim.line_search_lr_keys`)."""
     terms = crux.loss_terms
     trained = list(crux.trained_keys)
     txs = {k: crux.trainables[k].tx for k in trained}
     schemes = dict(crux.schemes)
+    ls_keys = list(crux._ls_keys)  # their lr/<network> comes from the optimizer state
 
     def step(state: Any, points: Any, inputs: Any, log_every: jax.Array) -> tuple[Any, jax.Array]:
         params, opt, wstates, epoch = state
@@ -131,8 +134,11 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
         new_params = dict(params)
         new_opt = {}
         for k in trained:
-            upd, new_opt[k] = txs[k].update(grads[k], opt[k], params[k])
-            new_params[k] = optax.apply_updates(params[k], upd)
+            # value_fn: the training loss in network k's parameters, the others held fixed
+            # (used by line searches, e.g. optax.lbfgs; see jno_core.optim)
+            new_params[k], new_opt[k] = apply_update(
+                txs[k], grads[k], opt[k], params[k], total,
+                lambda pk, k=k: loss_fn({**params, k: pk})[0])
         new_w = {k: s.update(wstates[k], jax.lax.stop_gradient(sl[k]), epoch) for k, s in schemes.items()}
         # the global norms cost ~10% of a tiny PINN step: only at logged epochs
         norms = jax.lax.cond(
@@ -141,6 +147,8 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
             lambda: jnp.full((2,), jnp.nan, jnp.float32),
         )
         row = jnp.concatenate([total[None], vals, norms]).astype(jnp.float32)
+        if ls_keys:  # the line searches' step sizes after the norms (the loop takes them off)
+            row = jnp.concatenate([row, jnp.stack([state_learning_rate(new_opt[k]) for k in ls_keys])])
         return TrainState(new_params, new_opt, new_w, epoch + 1), row
 
     return step
@@ -154,11 +162,12 @@ def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: Seq
     step = make_step(crux, batchsize, seed)
     L = crux.chunk_size
     n_terms = len(crux.loss_terms)
+    width = n_terms + 3 + len(crux._ls_keys)
     K = snapshot_slots(crux, gsel)
 
     def chunk(state: Any, points: Any, inputs: Any, n: jax.Array, log_every: jax.Array,
               snap_at: jax.Array) -> Any:
-        buf = jnp.full((L, n_terms + 3), jnp.nan, jnp.float32)
+        buf = jnp.full((L, width), jnp.nan, jnp.float32)
         # parameters and scheme states at the epochs in ``snap_at`` (ascending, padded
         # with -1): deferred fires read them after the chunk (see _loop). The gradient
         # matrices of those epochs are computed after the chunk too, all slots in one

@@ -29,7 +29,7 @@ from .errors import ConfigError, JnoPluginError, NonFiniteLossError, ShapeError
 from .history import History, TrackerHistory
 from .interrupts import interruptible
 from .loop import SolveLoop
-from .lr import learning_rate_fn
+from .optim import announce_phases, init_optimizers, sync_optimizers
 from .nn import Network
 from .parameter import TrainableParameter
 from .progress import CompileNotice
@@ -136,6 +136,8 @@ class Core:
 
     def _ensure_state(self) -> None:
         if self._state is not None:
+            if not self._solving:
+                sync_optimizers(self)  # net.optimizer(new) since: a new phase (jno_core.optim)
             return
         missing = [self.trainables[k].name for k in self.trained_keys if self.trainables[k].tx is None]
         if missing:
@@ -155,8 +157,7 @@ class Core:
                 scheme_states[k] = s.init(l0)
         self._state = TrainState(params, opt, scheme_states, jnp.asarray(self.epoch, jnp.int32))
         self._opt_start_epoch = self.epoch
-        self._lr_fns = {self.trainables[k].name: learning_rate_fn(self.trainables[k].tx)
-                        for k in self.trained_keys}
+        init_optimizers(self)
 
     def _check_shapes(self, params: dict[str, Any]) -> None:
         def shapes(p: Any) -> list[Any]:
@@ -280,6 +281,7 @@ class Core:
         try:
             with SolveSession(self, current_run(), callbacks, start, start + epochs) as session:
                 run = session.run
+                announce_phases(self, session)  # optimizer/phase/<net>, config.json "optimizers"
                 notice = CompileNotice(progress if progress is not None else (run.progress if run else None)).start()
                 try:
                     gsel = self._gradient_selectors(session.ctx, [p for _, p in session.pm.list_name_plugin()] + callbacks)
@@ -315,6 +317,15 @@ class Core:
         first access. Device arrays; read it, replace it with :meth:`load_state`."""
         self._ensure_state()
         return self._state
+
+    @property
+    def optimizer_phases(self) -> dict[str, list[dict[str, Any]]]:
+        """``{network name: [{"start_epoch": e, "optimizer": description}, ...]}``: the
+        optimizers each trained network used, in order (see :mod:`jno_core.optim`); a change
+        made with ``net.optimizer(...)`` since the last solve is listed once it takes effect
+        (at the next ``solve()``, ``state`` or ``load_state``)."""
+        self._ensure_state()
+        return {n: [dict(p) for p in ph] for n, ph in self._optimizer_phases.items()}
 
     @property
     def params(self) -> dict[str, Any]:
@@ -368,13 +379,16 @@ class Core:
         ``state.epoch``, and the parameters are written back to the networks. Not allowed
         while solving, except from hooks (early stopping's restore)."""
         state = TrainState(*state)
+        if self._state is not None and not self._solving:
+            sync_optimizers(self)  # the state to load is compared with the current optimizers'
         if self._state is not None:
             old = jax.tree_util.tree_structure(self._state)
             new = jax.tree_util.tree_structure(state)
             if old != new:
                 raise ValueError(
                     f"load_state: the state's structure does not match this solver's: expected "
-                    f"{old}, received {new}. Restore into a solver built from the same script."
+                    f"{old}, received {new}. Restore into a solver built from the same script, with "
+                    "the same optimizers (net.optimizer(...) as when the state was saved)."
                 )
         self._state = replicate(state, self._layout.mesh) if self._layout.mesh is not None else state
         self.epoch = int(np.asarray(state.epoch))

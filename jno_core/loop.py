@@ -24,6 +24,7 @@ from .chunk import Chunk, ChunkSlots, dispatch_chunk
 from .errors import NonFiniteLossError
 from .history import History
 from .metrics import Array, Scalar
+from .optim import split_line_search_lrs
 from .progress import Progress
 from .schedule import ChunkPlan, plan_chunk, taper_epochs
 
@@ -197,7 +198,7 @@ class SolveLoop:
         rows = np.asarray(buf)
         crux._state = state
         n_done, ok = int(n_done), bool(ok)
-        rows = rows[:n_done]
+        rows, ls_lrs = split_line_search_lrs(crux, rows[:n_done])
         e = c.e
         self.hist._append(np.arange(e, e + n_done), rows)
         t_prev, self.t_done = self.t_done, time.perf_counter()
@@ -212,6 +213,8 @@ class SolveLoop:
                 m["train/param_norm"] = Scalar(float(rows[j, -1]))
                 for name, vals in lrs.items():
                     m[f"lr/{name}"] = Scalar(float(vals[t]))
+                for name, vals in ls_lrs.items():
+                    m[f"lr/{name}"] = Scalar(float(vals[j]))
                 self.buffer.add(e + j, m)
         # the chunk's speed at its last logged epoch (a step the sinks get anyway)
         self.buffer.add(e + (logged[-1] if logged else max(n_done - 1, 0)), {"perf/epochs_per_s": Scalar(ep_s)})

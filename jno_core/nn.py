@@ -120,9 +120,9 @@ def wrap(module: Any, name: str | None = None) -> Network:
 
 
 def _describe_tx(tx: Any) -> str:
-    fn = getattr(tx, "init", None)
-    qual = getattr(fn, "__qualname__", "") or ""
-    return qual.split(".<locals>")[0] or type(tx).__name__
+    from .optim import describe_optimizer
+
+    return describe_optimizer(tx, None)
 
 
 class MLP(eqx.Module):

@@ -28,8 +28,8 @@ def test_setup_creates_run_dir_and_config(tmp_path, monkeypatch):
         (solve,) = cfg["solves"]
         (net,) = solve["networks"].values()
         assert net["n_params"] == 16 * 1 + 16 + 16 * 16 + 16 + 16 + 1
-        # optax.adam is a chain (scale_by_adam, then the learning rate): its init's qualname
-        assert net["optimizer"] == "chain"
+        # optax.adam is a chain (scale_by_adam, then scale by -lr): the chain's parts and rate
+        assert net["optimizer"] == "chain(scale_by_adam, lr=0.001)"
         assert solve["epochs"] == 3
         # a second setup with the same name pattern never overwrites: a new folder
         dire2 = jno.setup(str(tmp_path / "my_script.py"), sinks="none")

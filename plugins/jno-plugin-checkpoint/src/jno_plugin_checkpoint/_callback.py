@@ -20,7 +20,7 @@ from jno_core.api import CheckpointError, ConfigError, hookimpl, strict_mode
 
 from . import _format as F
 from ._writer import SaveJob, Writer
-from ._restore import apply_state, collect_plugin_state, load_into
+from ._restore import active_optimizers, apply_state, collect_plugin_state, load_into
 
 __all__ = ["Checkpoint"]
 
@@ -259,7 +259,9 @@ class Checkpoint:
         canon = F.canonical_state(crux, state)
         leaves, treedef = jax.tree_util.tree_flatten(canon)
         per_crux = self._structures.setdefault(crux, {})
-        hit = per_crux.get(treedef)
+        optimizers = active_optimizers(crux)
+        cache_key = (treedef, tuple(optimizers.items()))
+        hit = per_crux.get(cache_key)
         if hit is None:
             paths, _, _ = F.flatten_state(crux, state)
             info = F.describe_leaves(paths, leaves)
@@ -272,8 +274,9 @@ class Checkpoint:
                 "schemes": [s.name for s in crux.schemes.values()],
                 "providers": [getattr(p, "name", type(p).__name__) for p in crux.providers.values()],
                 "constraints": list(crux.constraint_names),
+                "optimizers": optimizers,
             }
-            hit = per_crux[treedef] = (info, F.dumps(structure), F.HostCopier(leaves))
+            hit = per_crux[cache_key] = (info, F.dumps(structure), F.HostCopier(leaves))
         self._copier = hit[2]
         return treedef, leaves, hit[0], hit[1]
 

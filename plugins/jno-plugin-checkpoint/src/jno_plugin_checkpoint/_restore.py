@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import jax
@@ -13,7 +14,52 @@ from jno_core.api import plugin_name
 
 from . import _format as F
 
-__all__ = ["load_into", "collect_plugin_state", "apply_state"]
+__all__ = ["load_into", "collect_plugin_state", "apply_state", "active_optimizers"]
+
+
+def active_optimizers(crux: Any) -> dict[str, str]:
+    """``{network name: description}`` of the optimizer each trained network's state belongs
+    to (the last of ``crux.optimizer_phases``), recorded in ``structure.json``."""
+    return {name: phases[-1]["optimizer"] for name, phases in crux.optimizer_phases.items() if phases}
+
+
+def _check_optimizers(crux: Any, data: F.CheckpointData, paths: list[str], live: list[Any]) -> None:
+    """A checkpoint saved with other optimizers than the networks' current ones: a clear error
+    naming both when the optimizer states differ in structure, a warning when only the
+    descriptions differ (e.g. another learning rate of the same optimizer)."""
+    saved = data.structure.get("optimizers")
+    if not saved:  # checkpoints written before the optimizers were recorded
+        return
+    now = active_optimizers(crux)
+    # networks are matched by position (automatic names such as net0 depend on the process)
+    saved_names = data.structure.get("trainables", [])
+    differ, labels = {}, {}
+    for i, (sname, t) in enumerate(zip(saved_names, crux.trainables.values())):
+        if sname in saved and t.name in now and saved[sname] != now[t.name]:
+            differ[t.name] = (saved[sname], now[t.name])
+            labels[t.name] = f"{i:03d}"
+    if not differ:
+        return
+    info = {d["path"]: d for d in data.structure.get("leaves", [])}
+    bad = []
+    for name in differ:
+        prefix = f"['opt_states']['{labels[name]}']"
+        mine = {p: leaf for p, leaf in zip(paths, live) if p.startswith(prefix)}
+        theirs = {p for p in info if p.startswith(prefix)}
+        if set(mine) != theirs or any(list(np.shape(v)) != list(info[p]["shape"]) for p, v in mine.items()):
+            bad.append(name)
+    listing = "; ".join(f"{n!r}: saved with {a!r}, now {b!r}" for n, (a, b) in differ.items())
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {data.path} holds the optimizer state of other optimizers than this solver's "
+            f"({listing}); their states do not match. Set the optimizer the checkpoint was saved with "
+            "before restoring (e.g. net.optimizer(optax.lbfgs()) for a checkpoint of an L-BFGS phase), "
+            "then switch with net.optimizer(...) after restoring if you want another one."
+        )
+    warnings.warn(
+        f"checkpoint {data.path} was saved with other optimizer settings ({listing}); the saved optimizer "
+        "state has the same structure and is restored into the current optimizer.",
+        RuntimeWarning, stacklevel=4)
 
 
 def _restore_leaf(saved: np.ndarray, live: Any, info: dict[str, Any]) -> Any:
@@ -58,6 +104,7 @@ def load_into(crux: Any, data: F.CheckpointData) -> None:
     if crux.solving:
         raise CheckpointError("cannot restore into a solver while it is solving; restore before solve().")
     paths, live, treedef = F.flatten_state(crux, crux.state)
+    _check_optimizers(crux, data, paths, live)
     _check_structure(data, paths, live)
     info = {d["path"]: d for d in data.structure["leaves"]}
     leaves = [_restore_leaf(data.arrays[p], leaf, info[p]) for p, leaf in zip(paths, live)]

@@ -1,0 +1,230 @@
+"""Optimizers of a solve: any optax transformation in the compiled step, and optimizer phases.
+
+**Any optax transformation.** The train step (:func:`jno_core.chunk.make_step`) updates each
+trained network or parameter with :func:`apply_update`. A plain
+``optax.GradientTransformation`` is called as ``tx.update(grads, state, params)``. A
+``optax.GradientTransformationExtraArgs`` (``optax.lbfgs()``, any ``optax.chain(...)``, a chain
+ending in ``optax.scale_by_zoom_linesearch``) also gets ``value`` (the total weighted training
+loss at the current parameters), ``grad`` (that network's gradient) and ``value_fn`` (the
+training loss as a function of *that* network's parameters, every other trainable, the loss
+weights and the points of this epoch held fixed), so L-BFGS's zoom line search (Nocedal &
+Wright, *Numerical Optimization*, 2nd ed., 2006, Alg. 3.5/3.6; Liu & Nocedal 1989 for L-BFGS)
+evaluates the loss on the device inside the compiled chunk. Transformations that ignore the
+extra arguments compile to the same program as before (the unused ``value_fn`` is never traced
+into it).
+
+**Optimizer phases.** ``net.optimizer(new_tx)`` between solves takes effect at the next
+``solve()`` (:func:`sync_optimizers`, called by ``solve`` before it compiles): the new
+optimizer's state is ``new_tx.init(current params)``, the compiled chunk is rebuilt once, and
+everything else (epoch count, history, trackers, weighting-scheme states, points) continues.
+Each change is a *phase* ``{"start_epoch": e, "optimizer": description}``, kept per network
+(:attr:`Core.optimizer_phases`), written to ``config.json`` under ``"optimizers"`` and logged
+as the metric ``optimizer/phase/<network>`` (the phase's index, 0 for the first optimizer) at
+its start epoch. Calling ``net.optimizer(...)`` *during* a solve (from a hook) changes nothing
+in that solve: it takes effect at the next ``solve()``.
+
+**Learning rate of a line search.** For a transformation whose learning rate cannot be read
+from its closure (:mod:`jno_core.lr`) but whose state holds a ``learning_rate`` leaf (the
+step size ``optax.scale_by_zoom_linesearch`` accepted at the last step, e.g. in
+``optax.lbfgs()``), the step returns that leaf and the loop logs it as ``lr/<network>``
+(:func:`state_learning_rate`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .errors import ConfigError
+from .lr import learning_rate_fn
+from .state import TrainState
+
+__all__ = ["is_extra_args", "apply_update", "state_learning_rate", "line_search_lr_keys",
+           "split_line_search_lrs", "init_optimizers", "sync_optimizers", "describe_optimizer",
+           "announce_phases"]
+
+_log = logging.getLogger("jno")
+
+
+def is_extra_args(tx: Any) -> bool:
+    """Whether ``tx.update`` takes ``value`` / ``grad`` / ``value_fn`` keyword arguments
+    (an ``optax.GradientTransformationExtraArgs``)."""
+    return isinstance(tx, optax.GradientTransformationExtraArgs)
+
+
+def apply_update(tx: Any, grad: Any, opt_state: Any, params: Any, value: jax.Array,
+                 value_fn: Callable[[Any], jax.Array]) -> tuple[Any, Any]:
+    """One optimizer step: ``(new params, new optimizer state)``.
+
+    :param grad: the gradient of the training loss with respect to ``params`` (same pytree).
+    :param value: the training loss (a scalar) at ``params``.
+    :param value_fn: ``params -> training loss`` (traceable; called by line searches).
+    """
+    if is_extra_args(tx):
+        upd, new_state = tx.update(grad, opt_state, params, value=value, grad=grad, value_fn=value_fn)
+    else:
+        upd, new_state = tx.update(grad, opt_state, params)
+    return optax.apply_updates(params, upd), new_state
+
+
+def _has_lr_leaf(state: Any) -> bool:
+    try:
+        found = optax.tree_utils.tree_get(state, "learning_rate")
+    except (KeyError, ValueError):
+        return False
+    return found is not None and jnp.ndim(found) == 0
+
+
+def state_learning_rate(opt_state: Any) -> jax.Array:
+    """Traceable: the ``learning_rate`` leaf of an optimizer state (a line search's accepted
+    step size) as a float32 scalar."""
+    return jnp.asarray(optax.tree_utils.tree_get(opt_state, "learning_rate"), jnp.float32)
+
+
+def line_search_lr_keys(crux: Any) -> list[str]:
+    """The trained keys whose learning rate the step returns from the optimizer state: those
+    whose state (``tx.init``, shapes only) has a scalar ``learning_rate`` leaf (a zoom line
+    search's accepted step size, ``optax.inject_hyperparams``' current rate). The others'
+    rate is read from the optimizer's closure (:func:`jno_core.lr.learning_rate_fn`)."""
+    out = []
+    for k in crux.trained_keys:
+        tx = crux.trainables[k].tx
+        shapes = jax.eval_shape(tx.init, crux._state[0][k])
+        if _has_lr_leaf(shapes):
+            out.append(k)
+    return out
+
+
+def describe_optimizer(tx: Any, given: str | None) -> str:
+    """A short description of ``tx``: ``given`` (``net.optimizer(tx, description=...)``),
+    else the optax function that built it and, when readable, its learning rate
+    (``"chain(lr=0.001)"``)."""
+    if given:
+        return given
+    fn = getattr(tx, "init", None)
+    qual = (getattr(fn, "__qualname__", "") or "").split(".<locals>")[0] or type(tx).__name__
+    cells = dict(zip(getattr(getattr(fn, "__code__", None), "co_freevars", ()), getattr(fn, "__closure__", None) or ()))
+    parts = []
+    try:
+        if qual == "chain" and "init_fns" in cells:  # optax.chain and the aliases built on it
+            parts = [getattr(f, "__qualname__", "?").split(".<locals>")[0] for f in cells["init_fns"].cell_contents]
+            parts = [p for p in parts if p != "init_empty_state"]
+        elif qual == "inject_hyperparams" and "inner_factory" in cells:
+            parts = [getattr(cells["inner_factory"].cell_contents, "__name__", "?")]
+    except ValueError:  # an empty closure cell
+        parts = []
+    # a line search picks the step itself (optax.lbfgs's final scale(-1) is no learning rate)
+    lr = None if any("linesearch" in p for p in parts) else learning_rate_fn(tx)
+    if lr is not None:
+        try:
+            parts.append(f"lr={float(lr(np.zeros(1))[0]):.4g}")
+        except Exception:  # noqa: BLE001 - a schedule that fails at 0: the name only
+            pass
+    return f"{qual}({', '.join(parts)})" if parts else qual
+
+
+def _record_phase(crux: Any, key: str) -> dict[str, Any]:
+    t = crux.trainables[key]
+    phases = crux._optimizer_phases.setdefault(t.name, [])
+    entry = {"start_epoch": int(crux.epoch), "optimizer": describe_optimizer(t.tx, t.tx_description)}
+    phases.append(entry)
+    return entry
+
+
+def sync_optimizers(crux: Any) -> list[str]:
+    """Make the train state's optimizer states those of the networks' current optimizers.
+
+    For every trained network or parameter whose optimizer object changed since its state was
+    built (``net.optimizer(new_tx)``), the state becomes ``new_tx.init(current params)``, a
+    phase is recorded (``crux.optimizer_phases``), the compiled chunks are dropped (the next
+    solve compiles once) and the learning-rate metric follows the new optimizer. Returns the
+    names of the networks whose optimizer changed. Not called while solving."""
+    from .sharding import replicate
+
+    active = crux._active_txs
+    changed = [k for k in crux.trained_keys if crux.trainables[k].tx is not active.get(k)]
+    if not changed:
+        return []
+    missing = [crux.trainables[k].name for k in changed if crux.trainables[k].tx is None]
+    if missing:
+        raise ConfigError(
+            f"the optimizer of {', '.join(repr(m) for m in missing)} was set to None; every trained "
+            "network or parameter needs one, e.g. net.optimizer(optax.lbfgs())."
+        )
+    params, opt, wstates, epoch = crux._state
+    opt = dict(opt)
+    mesh = crux._layout.mesh
+    for k in changed:
+        tx = crux.trainables[k].tx
+        st = tx.init(params[k])
+        opt[k] = replicate(st, mesh) if mesh is not None else st
+        active[k] = tx
+        entry = _record_phase(crux, k)
+        crux._phase_start[k] = int(crux.epoch)
+        _log.info("jno: %s optimizer -> %s from epoch %d", crux.trainables[k].name, entry["optimizer"],
+                  entry["start_epoch"])
+    crux._state = TrainState(params, opt, wstates, epoch)
+    crux._chunk_fns.clear()  # they captured the old optimizers
+    crux._chunk_fn = None
+    crux._ls_keys = line_search_lr_keys(crux)
+    crux._lr_fns = _lr_fns(crux)
+    crux._new_phases.extend(crux.trainables[k].name for k in changed)
+    return [crux.trainables[k].name for k in changed]
+
+
+def init_optimizers(crux: Any) -> None:
+    """Record the optimizers the first train state was built with (phase 0 of each)."""
+    crux._active_txs = {k: crux.trainables[k].tx for k in crux.trained_keys}
+    crux._phase_start = {k: int(crux.epoch) for k in crux.trained_keys}
+    crux._optimizer_phases = {}
+    crux._new_phases = []
+    for k in crux.trained_keys:
+        _record_phase(crux, k)
+        crux._new_phases.append(crux.trainables[k].name)
+    crux._ls_keys = line_search_lr_keys(crux)
+    crux._lr_fns = _lr_fns(crux)
+
+
+def _lr_fns(crux: Any) -> dict[str, Any]:
+    """``{network name: counts -> learning rates}`` where counts are epochs since
+    ``crux._opt_start_epoch`` (the loop's convention): each network's schedule counts from
+    the start of its own phase."""
+    out = {}
+    for k in crux.trained_keys:
+        # a rate kept in the optimizer state comes from the step instead (line_search_lr_keys)
+        fn = None if k in crux._ls_keys else learning_rate_fn(crux.trainables[k].tx)
+        shift = crux._phase_start.get(k, crux._opt_start_epoch) - crux._opt_start_epoch
+        if fn is not None and shift:
+            fn = (lambda f, s: lambda counts: f(np.asarray(counts) - s))(fn, shift)
+        out[crux.trainables[k].name] = fn
+    return out
+
+
+def announce_phases(crux: Any, session: Any) -> None:
+    """At the start of a solve: log ``optimizer/phase/<network>`` (the phase's index) at the
+    start epoch for every phase recorded since the last solve, and write every network's
+    phases to the run's ``config.json`` under ``"optimizers"``."""
+    from .metrics import Scalar
+
+    names, crux._new_phases = list(dict.fromkeys(crux._new_phases)), []
+    if not names:
+        return
+    session.buffer.add(int(crux.epoch), {f"optimizer/phase/{n}": Scalar(float(len(crux._optimizer_phases[n]) - 1))
+                                         for n in names})
+    if session.run is not None:
+        session.run.update_config(optimizers={n: [dict(p) for p in ph] for n, ph in crux._optimizer_phases.items()})
+
+
+def split_line_search_lrs(crux: Any, rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(rows (L, N + 3), {network name: step sizes (L,)})``: a chunk's rows without the
+    line-search step-size columns the step appended (see :func:`line_search_lr_keys`)."""
+    keys = crux._ls_keys
+    if not keys:
+        return rows, {}
+    width = len(crux.loss_terms) + 3
+    return rows[:, :width], {crux.trainables[k].name: rows[:, width + i] for i, k in enumerate(keys)}
