@@ -25,7 +25,8 @@ both sides. Compilation is *excluded* too and reported separately: the hand-writ
 compiled ahead of time (``jit(...).lower(...).compile()``); jno's clock runs from the
 ``on_solve_begin`` hook (after jno compiled the train step and the plugins compiled theirs) to
 ``on_solve_end``, so jno's per-solve set-up outside the loop is excluded as well (its
-``compile_time`` is reported). RAD's resampling is inside the clock on both sides.
+``compile_time`` is reported; jno's persistent compilation cache is turned off unless
+``JNO_COMPILATION_CACHE`` is set, so both columns are cold compiles). RAD's resampling is inside the clock on both sides.
 ``t(eps)`` is the training time until the first evaluation with error ``<= eps``.
 """
 
@@ -36,6 +37,10 @@ import json
 import os
 import sys
 import time
+
+# cold compile figures on both sides: jno's persistent XLA cache would also serve the
+# hand-written loop's executables across runs (set JNO_COMPILATION_CACHE to override)
+os.environ.setdefault("JNO_COMPILATION_CACHE", "off")
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -264,7 +269,7 @@ def run_hand(problem: str, variant: str, budget: Budget) -> Result:
     for epoch in range(budget.eval_every, budget.adam + 1, budget.eval_every):
         t0 = time.perf_counter()
         params, opt_state = chunk(params, opt_state, pts)
-        if resample is not None and epoch % budget.rad_every == 0:
+        if resample is not None and epoch % budget.rad_every == 0 and epoch < budget.adam:  # as jno: not at the end
             pts = {**pts, "interior": resample(params, jax.random.fold_in(rng, epoch))}
         jax.block_until_ready((params, pts))
         elapsed += time.perf_counter() - t0
