@@ -10,13 +10,14 @@ Each problem has an exact (or quasi-exact) reference on a test grid:
   boundary (soft), 1,024 Sobol interior and 256 Sobol boundary points, MLP 2-32x3-1
   (Glorot normal), Adam 1e-3; exact ``u = sin(pi x) sin(pi y)`` on a 101 x 101 grid.
 * ``burgers``: ``u_t + u u_x = (0.01/pi) u_xx`` on ``[-1, 1] x [0, 0.99]``,
-  ``u(x, 0) = -sin(pi x)``, ``u(+-1, t) = 0`` (Raissi et al. 2019, Sec. 3.1.1), the points and
-  network of :func:`benchmarks.problems.burgers_parts` (2,540 / 80 / 160 Sobol points, MLP
-  2-20x3-1 Glorot normal, Adam 1e-3); Cole-Hopf reference on the 256 x 100 grid of
+  ``u(x, 0) = -sin(pi x)``, ``u(+-1, t) = 0`` (Raissi et al. 2019, Sec. 3.1.1), the points of
+  :func:`benchmarks.problems.burgers_parts` (2,540 / 80 / 160 Sobol points), the network and
+  schedule of ``examples/burgers.py`` (MLP 2-32x3-1 Glorot normal, Adam with a warm-up cosine
+  schedule, initial condition weighted 10); Cole-Hopf reference on the 256 x 100 grid of
   ``examples/burgers_reference.py``.
 
-The loss is the sum of the mean squared residual and the mean squared boundary (and initial)
-misfit, unweighted, on both sides.
+The loss is the sum of the mean squared residual and the mean squared boundary (and initial,
+weighted :data:`BURGERS_IC_WEIGHT`) misfit, on both sides.
 """
 
 from __future__ import annotations
@@ -42,10 +43,19 @@ NU = 0.01 / np.pi
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
 
 
-def adam_tx(problem: str) -> optax.GradientTransformation:
-    """The Adam of ``problem`` (the same object configuration on both sides)."""
+#: Burgers: the initial condition's weight in the loss (as ``examples/burgers.py``)
+BURGERS_IC_WEIGHT = 10.0
+
+
+def adam_tx(problem: str, epochs: int) -> optax.GradientTransformation:
+    """The Adam of ``problem`` for an ``epochs``-epoch Adam phase (the same configuration on
+    both sides): the spec's decay for the 1-D Poisson, ``examples/burgers.py``'s warm-up
+    cosine schedule (1e-3 to 1e-2 in 500 epochs, down to 1e-5 at ``epochs``) for Burgers,
+    1e-3 for the 2-D Poisson."""
     if problem == "poisson1d":
         return optax.adam(optax.exponential_decay(1e-3, 1_000, 0.5, end_value=1e-5))
+    if problem == "burgers":
+        return optax.adam(optax.warmup_cosine_decay_schedule(1e-3, 1e-2, min(500, epochs // 2), epochs, 1e-5))
     return optax.adam(1e-3)
 
 
@@ -73,8 +83,9 @@ class JnoProblem:
     box: tuple[np.ndarray, np.ndarray]
 
 
-def build_jno(problem: str) -> JnoProblem:
-    """Build ``problem`` with jno (a fresh solver and network each call)."""
+def build_jno(problem: str, adam_epochs: int) -> JnoProblem:
+    """Build ``problem`` with jno (a fresh solver and network each call; ``adam_epochs``
+    sets the length of Burgers' learning-rate schedule)."""
     import jno
     from jno_core.api import point_set
 
@@ -108,17 +119,18 @@ def build_jno(problem: str) -> JnoProblem:
     elif problem == "burgers":
         from burgers_reference import reference_grid
 
-        cons, u, net, dom = problems.burgers_parts()
+        cons, u, net, dom = problems.burgers_parts(hidden=32, layers=3)
         from jno_core.api import residual_of
 
         pde = residual_of(cons[0])
+        cons = [cons[0], cons[1], BURGERS_IC_WEIGHT * cons[2]]
         X, T, U = reference_grid()
         test = np.stack([X.ravel(), T.ravel()], axis=1)
         ref = U.ravel()
         box = (np.array([-1.0, 0.0]), np.array([1.0, 0.99]))
     else:
         raise ValueError(f"unknown problem {problem!r}; expected one of {PROBLEMS}.")
-    net.optimizer(adam_tx(problem))
+    net.optimizer(adam_tx(problem, adam_epochs))
     crux = jno.core(cons, chunk_size=1000)
     tags = {k: point_set(k).tag for k in crux.points}
     return JnoProblem(crux, net, pde, dom, tags, test.astype(np.float32), ref.astype(np.float64), box)
@@ -147,7 +159,7 @@ def hand_residual(problem: str, u: Callable[[jax.Array], jax.Array], z: jax.Arra
 
 
 def hand_loss(problem: str, static: Any) -> Callable[[Any, dict[str, jax.Array]], jax.Array]:
-    """``loss(params, points)``: mean r^2 + mean u_b^2 (+ mean (u_0 + sin(pi x_0))^2 for
+    """``loss(params, points)``: mean r^2 + mean u_b^2 (+ 10 mean (u_0 + sin(pi x_0))^2 for
     Burgers); ``points`` is ``{"interior", "boundary"[, "initial"]}`` arrays ``(N, d)``."""
 
     def loss(params: Any, pts: dict[str, jax.Array]) -> jax.Array:
@@ -157,7 +169,8 @@ def hand_loss(problem: str, static: Any) -> Callable[[Any, dict[str, jax.Array]]
         total = jnp.mean(r**2) + jnp.mean(jax.vmap(u)(pts["boundary"]) ** 2)
         if "initial" in pts:
             z0 = pts["initial"]
-            total = total + jnp.mean((jax.vmap(u)(z0) + jnp.sin(jnp.pi * z0[:, 0])) ** 2)
+            ic = jnp.mean((jax.vmap(u)(z0) + jnp.sin(jnp.pi * z0[:, 0])) ** 2)
+            total = total + BURGERS_IC_WEIGHT * ic
         return total
 
     return loss

@@ -74,7 +74,7 @@ FULL: dict[str, Budget] = {
     "poisson1d": Budget(adam=5000, eval_every=250, lbfgs=500, lbfgs_eval_every=50, rad_every=0,
                         thresholds=(5e-2, 1e-2, 1e-3)),
     "poisson2d": Budget(adam=3000, eval_every=250, lbfgs=500, lbfgs_eval_every=50, rad_every=500),
-    "burgers": Budget(adam=6000, eval_every=500, lbfgs=1500, lbfgs_eval_every=100, rad_every=1000),
+    "burgers": Budget(adam=6000, eval_every=500, lbfgs=2000, lbfgs_eval_every=100, rad_every=1000),
 }
 QUICK: dict[str, Budget] = {
     "poisson1d": Budget(adam=200, eval_every=50, lbfgs=20, lbfgs_eval_every=10, rad_every=0,
@@ -167,7 +167,7 @@ def run_jno(problem: str, variant: str, budget: Budget) -> Result:
     import jno
     from jno_core.api import trainable_key
 
-    p = AP.build_jno(problem)
+    p = AP.build_jno(problem, budget.adam)
     res = Result(problem, variant, "jno")
     key = trainable_key(p.net)
     clock = _Clock(budget.eval_every, key, AP.relative_l2_fn(p.net.static, p.test_points, p.reference))
@@ -240,13 +240,13 @@ def _rad_resample(problem: str, static: Any, n: int, box: tuple[np.ndarray, np.n
 
 def run_hand(problem: str, variant: str, budget: Budget) -> Result:
     """The hand-written side: the jno problem's initial module and points, plain JAX + optax."""
-    p = AP.build_jno(problem)  # only for the initial network and the points (arrays)
+    p = AP.build_jno(problem, budget.adam)  # only for the initial network and the points (arrays)
     res = Result(problem, variant, "hand")
     params, static = eqx.partition(p.net.module, eqx.is_inexact_array)
     pts = {p.tags[k]: jnp.asarray(v) for k, v in p.crux.points.items()}
     loss = AP.hand_loss(problem, static)
     err = AP.relative_l2_fn(static, p.test_points, p.reference)
-    adam = AP.adam_tx(problem)
+    adam = AP.adam_tx(problem, budget.adam)
 
     def adam_step(params: Any, opt_state: Any, pts: Any) -> Any:
         g = jax.grad(loss)(params, pts)
