@@ -23,7 +23,7 @@ from . import plugins as P
 from .chunk import Chunk, ChunkSlots, dispatch_chunk
 from .errors import NonFiniteLossError
 from .history import History
-from .interrupts import check_interrupt
+from .interrupts import check_interrupt, deferred_interrupts
 from .metrics import Array, Scalar
 from .optim import split_line_search_lrs
 from .progress import Progress
@@ -200,12 +200,22 @@ class SolveLoop:
     def finish_chunk(self, c: Chunk) -> tuple[np.ndarray, float, bool]:
         """Read a chunk's results: ``(rows, epochs/s, ok)``; the history, the metrics of its
         logged epochs and its deferred fires."""
-        crux, log_every = self.crux, self.log_every
         state, buf, n_done, ok, snaps, n_slots = c.outs
-        rows = np.asarray(buf)
-        crux._state = state
+        rows = np.asarray(buf)  # waits for the device: Ctrl-C here drops the chunk
         n_done, ok = int(n_done), bool(ok)
-        rows, ls_lrs = split_line_search_lrs(crux, rows[:n_done])
+        with deferred_interrupts():  # the state, the history and the metrics move on together
+            rows, ep_s = self._record_chunk(c, state, rows[:n_done], n_done, ok)
+        if c.snap_epochs:
+            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs, c.points)
+        return rows, ep_s, ok
+
+    def _record_chunk(self, c: Chunk, state: Any, rows: np.ndarray, n_done: int, ok: bool) -> tuple[np.ndarray, float]:
+        """Take a finished chunk's state, append its rows to the history and buffer the
+        metrics of its logged epochs; returns ``(rows without the line-search columns,
+        epochs/s)``."""
+        crux, log_every = self.crux, self.log_every
+        crux._state = state
+        rows, ls_lrs = split_line_search_lrs(crux, rows)
         e = c.e
         self.hist._append(np.arange(e, e + n_done), rows)
         t_prev, self.t_done = self.t_done, time.perf_counter()
@@ -225,9 +235,7 @@ class SolveLoop:
                 self.buffer.add(e + j, m)
         # the chunk's speed at its last logged epoch (a step the sinks get anyway)
         self.buffer.add(e + (logged[-1] if logged else max(n_done - 1, 0)), {"perf/epochs_per_s": Scalar(ep_s)})
-        if c.snap_epochs:
-            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs, c.points)
-        return rows, ep_s, ok
+        return rows, ep_s
 
     def non_finite(self, c: Chunk, rows: np.ndarray) -> None:
         """A non-finite loss in the chunk's last row: the state before that step (replayed

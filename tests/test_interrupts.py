@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from jno_core.replay import read_checkpoints, read_metrics
 
 CHILD = textwrap.dedent(
     """
-    import json, sys
+    import faulthandler, json, signal, sys
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test dumps the stacks on a hang
     import jno
     from jno_core.hookspecs import hookimpl
     from jno_core.testing import small_problem
@@ -66,7 +68,17 @@ def _run_and_signal(tmp_path: Path, sig: int) -> tuple[subprocess.CompletedProce
         line = proc.stdout.readline()
         assert line.strip() == "READY", f"child did not start training: {line!r}"
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=120)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"the child did not end within 120 s of {signal.Signals(sig).name}; "
+                                 f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r} "
+                                 f"env={sorted(k for k in os.environ if k.startswith(('JNO', 'JAX', 'XLA')))}; "
+                                 f"its stacks:\n{err[-12000:]}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
