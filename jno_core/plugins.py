@@ -28,7 +28,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import JnoPluginError, UnknownNameError
-from .validation import warn_unmarked_hooks
+from .validation import callable_attrs, warn_unmarked_hooks
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -194,16 +194,8 @@ def _check_hookimpls(pm: pluggy.PluginManager, plugin: Any, label: str) -> None:
 
 
 def _check_attrs(plugin: Any, label: str) -> None:
-    for attr in dir(plugin):
-        # look the attribute up without running properties (a plugin's properties may be
-        # slow or fail before a solve); hookimpls are plain functions on the class/module
-        try:
-            raw = inspect.getattr_static(plugin, attr)
-        except AttributeError:
-            continue
-        if isinstance(raw, (staticmethod, classmethod)):
-            raw = raw.__func__
-        if not callable(raw) or not hasattr(raw, "jno_impl"):
+    for attr, raw in callable_attrs(plugin):
+        if not hasattr(raw, "jno_impl"):
             continue
         fn = getattr(plugin, attr)
         spec = getattr(hookspecs.JnoSpec, attr, None)

@@ -7,13 +7,13 @@ here and the engine stays readable.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, JnoPluginError
 
-__all__ = ["check_callbacks", "check_solve_memory", "check_tracker_value", "history_bytes", "warn_unmarked_hooks"]
+__all__ = ["callable_attrs", "check_callbacks", "check_solve_memory", "check_tracker_value", "history_bytes", "warn_unmarked_hooks"]
 
 _NOT_PLUGINS = (bool, int, float, complex, str, bytes, np.generic, np.ndarray)
 
@@ -81,16 +81,12 @@ def check_tracker_value(name: str, value: Any) -> dict[str, Any]:
 
 
 
-def warn_unmarked_hooks(plugin: Any, label: str, hook_names: Sequence[str]) -> list[str]:
-    """Warn when ``plugin`` marks no method with ``@hookimpl`` but defines methods named like
-    hooks (pluggy calls only marked ones, so they would silently never run); returns them.
-    ``on_epoch`` of a plugin with an ``interval`` is exempt (the loop calls it directly)."""
+def callable_attrs(plugin: Any) -> Iterator[tuple[str, Any]]:
+    """``(name, function)`` for each callable attribute of ``plugin``, looked up without running
+    properties (a plugin's properties may be slow or fail before a solve; hookimpls are plain
+    functions on the class or module); static and class methods give their function."""
     import inspect
-    import warnings
 
-    if isinstance(plugin, type):
-        return []
-    marked, named = False, []
     for attr in dir(plugin):
         try:
             raw = inspect.getattr_static(plugin, attr)
@@ -98,8 +94,20 @@ def warn_unmarked_hooks(plugin: Any, label: str, hook_names: Sequence[str]) -> l
             continue
         if isinstance(raw, (staticmethod, classmethod)):
             raw = raw.__func__
-        if not callable(raw):
-            continue
+        if callable(raw):
+            yield attr, raw
+
+
+def warn_unmarked_hooks(plugin: Any, label: str, hook_names: Sequence[str]) -> list[str]:
+    """Warn when ``plugin`` marks no method with ``@hookimpl`` but defines methods named like
+    hooks (pluggy calls only marked ones, so they would silently never run); returns them.
+    ``on_epoch`` of a plugin with an ``interval`` is exempt (the loop calls it directly)."""
+    import warnings
+
+    if isinstance(plugin, type):
+        return []
+    marked, named = False, []
+    for attr, raw in callable_attrs(plugin):
         if hasattr(raw, "jno_impl"):
             marked = True
             break
