@@ -58,12 +58,21 @@ CHILD = textwrap.dedent(
 )
 
 
+def default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A shell starts background jobs
+    (``cmd &``) with SIGINT ignored and children inherit that, so a test suite run in the
+    background would otherwise send Ctrl-C to a process that ignores it (as it should: jno
+    keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_and_signal(tmp_path: Path, sig: int) -> tuple[subprocess.CompletedProcess, dict, Path]:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "JNO_NO_PROGRESS": "1"}
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=default_sigint)
     try:
         line = proc.stdout.readline()
         assert line.strip() == "READY", f"child did not start training: {line!r}"

@@ -154,7 +154,8 @@ def test_ctrl_c_stops_cleanly_and_the_sweep_resumes(tmp_path, script):
     sweep = _grid(tmp_path, [1, 2, 3])
     (sweep.dir / "hold").write_text("")
     a = subprocess.Popen(_jno("sweep", "agent", str(sweep.dir), "--", sys.executable, str(script)),
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not ignored (cmd &)
     _wait_running(sweep, 2)
     a.send_signal(signal.SIGINT)
     err = a.communicate(timeout=120)[1]
