@@ -204,16 +204,16 @@ class SolveLoop:
         rows = np.asarray(buf)  # waits for the device: Ctrl-C here drops the chunk
         n_done, ok = int(n_done), bool(ok)
         with deferred_interrupts():  # the state, the history and the metrics move on together
-            rows, ep_s = self._record_chunk(c, state, rows[:n_done], n_done, ok)
+            rows, ep_s = self._record_chunk(c, state, rows[:n_done], ok)
         if c.snap_epochs:
             self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs, c.points)
         return rows, ep_s, ok
 
-    def _record_chunk(self, c: Chunk, state: Any, rows: np.ndarray, n_done: int, ok: bool) -> tuple[np.ndarray, float]:
+    def _record_chunk(self, c: Chunk, state: Any, rows: np.ndarray, ok: bool) -> tuple[np.ndarray, float]:
         """Take a finished chunk's state, append its rows to the history and buffer the
         metrics of its logged epochs; returns ``(rows without the line-search columns,
         epochs/s)``."""
-        crux, log_every = self.crux, self.log_every
+        crux, log_every, n_done = self.crux, self.log_every, len(rows)
         crux._state = state
         rows, ls_lrs = split_line_search_lrs(crux, rows)
         e = c.e

@@ -15,9 +15,9 @@ the callback's ``close()`` waits for it.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import os
-import collections
 import threading
 from typing import Any, Callable
 
