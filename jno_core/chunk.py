@@ -18,31 +18,26 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import compile_pool
 from .batching import sample_points
 from .compile import Env, evaluate
-from .context import constraint_gradients
 from .optim import apply_update, state_learning_rate
 from .state import TrainState
 
-__all__ = ["ChunkSlots", "Chunk", "make_step", "make_chunk", "snapshot_slots", "make_take_slot", "make_slot_gradients",
-           "compile_chunk", "dispatch_chunk"]
+__all__ = ["ChunkSlots", "Chunk", "make_step", "make_chunk", "snapshot_slots", "make_take_slot", "compile_chunk",
+           "dispatch_chunk"]
 
 
 class ChunkSlots:
     """What one chunk's deferred fires share: its parameter snapshots (``snaps``: the
     ``(params, scheme_states)`` pytrees with a leading axis of ``K`` slots), the epoch of each
-    used slot, and results computed for all of the chunk's slots in one device call
-    (:meth:`batch`: the gradient matrices, :meth:`SolveContext.slot_values`), each computed
-    once, by the first fire that asks, and copied to the host (thread-safe)."""
+    used slot, and the trackers' device functions run over all of the chunk's slots in one
+    call each (:meth:`slot_values`, see :mod:`jno_core.fires`), each computed once, by the
+    first fire that asks, and copied to the host (thread-safe)."""
 
-    def __init__(self, snaps: Any, points: Any, inputs: Any, epochs: Sequence[int], n_slots: int,
-                 slot_grads: Any = None, gsel: Sequence[Any] = (), g_at: np.ndarray | None = None) -> None:
+    def __init__(self, snaps: Any, points: Any, inputs: Any, epochs: Sequence[int], n_slots: int) -> None:
         self.snaps, self.points, self.inputs = snaps, points, inputs
         self.epochs = [int(e) for e in epochs]
         self.n_slots = n_slots
-        self._slot_grads, self._gsel = slot_grads, list(gsel)
-        self._g_at = np.zeros(n_slots, bool) if g_at is None else g_at.copy()
         self._lock = threading.Lock()
         self._locks: dict[Any, threading.Lock] = {}
         self._memo: dict[Any, Any] = {}
@@ -69,22 +64,17 @@ class ChunkSlots:
                     self._memo[key] = hit
         return hit
 
-    def gradient_matrix(self, j: int, sel: Any) -> np.ndarray | None:
-        """``G`` ``(N, P_sel)`` of selector ``sel`` at slot ``j`` if the chunk computes it
-        there (all wanted slots in one call), else None."""
-        if self._slot_grads is None or not self._g_at[j]:
-            return None
-        for k, g in enumerate(self._gsel):
-            if g is sel:
-                gs = self.batch("G", lambda: self._slot_grads(self.snaps[0], self.points, self.inputs, self._g_at))
-                return gs[k][j]
-        return None
-
     def slot_values(self, pending: Any, interval: int, j: int) -> Any:
-        """Slot ``j`` of the compiled slot-batch function behind ``pending`` (see
-        :meth:`SolveContext.compile_slot_batch`), run over the slots where ``interval`` fires."""
-        out = self.batch(("slot_batch", id(pending)), lambda: pending.result()(
-            self.snaps[0], self.snaps[1], self.points, self.inputs, self.wanted(interval)))
+        """Slot ``j`` of the compiled slot-batch function behind ``pending`` (a tracker's
+        device function over the slots, :func:`jno_core.fires.prepare_fire`), run over the
+        slots where ``interval`` fires."""
+        def compute() -> Any:
+            epochs = np.zeros(self.n_slots, np.int32)
+            epochs[: len(self.epochs)] = self.epochs
+            return pending.result()(self.snaps[0], self.snaps[1], self.points, self.inputs, epochs,
+                                    self.wanted(interval))
+
+        out = self.batch((id(pending), interval), compute)
         return jax.tree_util.tree_map(lambda a: a[j], out)
 
 
@@ -93,11 +83,11 @@ class Chunk:
     snapshot plan, what it started from (``before``, ``points``, ``inputs``), the
     (future) outputs of the chunk function and when it was dispatched."""
 
-    __slots__ = ("e", "n", "snap_epochs", "snap_at", "g_at", "before", "points", "inputs", "outs", "t_dispatch")
+    __slots__ = ("e", "n", "snap_epochs", "snap_at", "before", "points", "inputs", "outs", "t_dispatch")
 
-    def __init__(self, e: int, n: int, snap_epochs: list[int], snap_at: np.ndarray, g_at: np.ndarray, before: Any,
+    def __init__(self, e: int, n: int, snap_epochs: list[int], snap_at: np.ndarray, before: Any,
                  points: Any, inputs: Any, outs: Any, t_dispatch: float) -> None:
-        self.e, self.n, self.snap_epochs, self.snap_at, self.g_at = e, n, snap_epochs, snap_at, g_at
+        self.e, self.n, self.snap_epochs, self.snap_at = e, n, snap_epochs, snap_at
         self.before, self.points, self.inputs, self.outs, self.t_dispatch = before, points, inputs, outs, t_dispatch
 
 
@@ -154,7 +144,7 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
     return step
 
 
-def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> Any:
+def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
     """The chunk function ``chunk(state, points, inputs, n, log_every, snap_at) -> (state,
     rows (L, N + 3), epochs run, ok, snapshots, slots used)``: up to ``n`` train steps (stopping
     at a non-finite loss), with the parameters and scheme states at the epochs of ``snap_at``
@@ -163,18 +153,15 @@ def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: Seq
     L = crux.chunk_size
     n_terms = len(crux.loss_terms)
     width = n_terms + 3 + len(crux._ls_keys)
-    K = snapshot_slots(crux, gsel)
+    K = snapshot_slots(crux)
 
     def chunk(state: Any, points: Any, inputs: Any, n: jax.Array, log_every: jax.Array,
               snap_at: jax.Array) -> Any:
         buf = jnp.full((L, width), jnp.nan, jnp.float32)
         # parameters and scheme states at the epochs in ``snap_at`` (ascending, padded
-        # with -1): deferred fires read them after the chunk (see _loop). The gradient
-        # matrices of those epochs are computed after the chunk too, all slots in one
-        # call (_make_slot_gradients): computed in here, they made every epoch of the
-        # chunk ~8 us slower on script 09 (same HLO for the per-epoch loop; measured by
-        # timing 1,000-epoch chunks compiled with and without them, interleaved), more
-        # than they cost to compute.
+        # with -1): deferred fires read them after the chunk (jno_core.fires); what they
+        # compute from them (gradient matrices included) runs after the chunk, all slots
+        # in one call, not in here (benchmarks/README.md: it slowed every epoch)
         snaps = jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + jnp.shape(x), jnp.result_type(x)),
                                        (state[0], state[2]))
 
@@ -225,74 +212,43 @@ def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: Seq
 
     return chunk
 
-def snapshot_slots(crux: Any, gsel: Sequence[Any] = ()) -> int:
-    """How many parameter snapshots (and gradient matrices) one chunk keeps for deferred
-    fires: up to 8, within a 64 MiB budget (at least 1)."""
+def snapshot_slots(crux: Any) -> int:
+    """How many parameter snapshots one chunk keeps for deferred fires: up to 8, within a
+    64 MiB budget (at least 1)."""
     nbytes = sum(np.dtype(jnp.result_type(x)).itemsize * int(np.prod(jnp.shape(x)))
                  for x in jax.tree_util.tree_leaves((crux._state[0], crux._state[2])))
-    nbytes += sum(4 * len(crux.loss_terms) * sel.size for sel in gsel)
     return int(max(1, min(8, (64 << 20) // max(nbytes, 1))))
 
+
 def make_take_slot(crux: Any) -> Any:
+    """``take(snaps, j) -> (params, scheme_states, weights)`` of snapshot slot ``j``."""
     def take(snaps: Any, j: jax.Array) -> Any:
         params, wstates = jax.tree_util.tree_map(lambda b: b[j], snaps)
         return params, wstates, crux.scheme_weights(wstates)
 
     return take
 
-def make_slot_gradients(crux: Any, gsel: Sequence[Any]) -> Any:
-    """``f(snap_params, points, inputs, wanted) -> [G]``: for each selector, the gradient
-    matrices ``(K, N, P_sel)`` of the unweighted constraint losses at the ``K`` snapshot
-    slots of a chunk (``snap_params`` has a leading ``K`` axis), in one call; slots where
-    the bool ``wanted`` ``(K,)`` is false are skipped (zeros): a chunk often uses fewer
-    than ``K`` slots (script 09: 5 of 8 on average; vectorising all 8 cost more)."""
-    terms = crux.loss_terms
 
-    def slot_gradients(snap_params: Any, points: Any, inputs: Any, wanted: jax.Array) -> list[jax.Array]:
-        out = []
-        for sel in gsel:
-            def one(params: Any, sel: Any = sel) -> jax.Array:
-                return constraint_gradients(terms, sel, params, points, inputs).astype(jnp.float32)
-
-            def slot(args: Any, one: Any = one, sel: Any = sel) -> jax.Array:
-                params, want = args
-                return jax.lax.cond(want, one, lambda _: jnp.zeros((len(terms), sel.size), jnp.float32),
-                                    params)
-
-            out.append(jax.lax.map(slot, (snap_params, wanted)))
-        return out
-
-    return slot_gradients
-
-def compile_chunk(crux: Any, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> float:
-    key = (batchsize, seed if batchsize else None, crux._layout.key, tuple(id(g) for g in gsel))
+def compile_chunk(crux: Any, batchsize: int | None = None, seed: int = 0) -> float:
+    """Build (or reuse: cached per batch size, seed and device layout) the compiled chunk of
+    ``crux`` and its snapshot-slot reader; returns the compile time in seconds."""
+    key = (batchsize, seed if batchsize else None, crux._layout.key)
     if key in crux._chunk_fns:
-        (crux._chunk_fn, crux._take_slot, crux._slot_grads, crux._n_slots, crux._gsel,
-         crux._snap_template) = crux._chunk_fns[key]
+        crux._chunk_fn, crux._take_slot, crux._n_slots, crux._snap_template = crux._chunk_fns[key]
         return 0.0
     t0 = time.perf_counter()
-    fn = jax.jit(make_chunk(crux, batchsize, seed, gsel))
-    K = snapshot_slots(crux, gsel)
+    fn = jax.jit(make_chunk(crux, batchsize, seed))
+    K = snapshot_slots(crux)
     args = (crux._state, crux._points, crux._current_inputs(), np.int32(1), np.int32(1),
             np.full(K, -1, np.int32))
     crux._chunk_fn = fn.lower(*args).compile()
-    # compile the slot readers against real (placed/sharded) snapshot buffers: a 0-epoch run
+    # compile the slot reader against real (placed/sharded) snapshot buffers: a 0-epoch run
     empty = crux._chunk_fn(*args[:3], np.int32(0), np.int32(1), args[5])[4]
     crux._take_slot = jax.jit(make_take_slot(crux))
     jax.block_until_ready(crux._take_slot(empty, np.int32(0)))
-    crux._slot_grads = None
-    if gsel:
-        wanted = np.ones(K, bool)
-        # compiled (and run once: an executable's first run pays one-off set-up) on the
-        # compile pool while the plugins prepare; the first fire after the chunk waits for it
-        crux._slot_grads = compile_pool.compile_lowered(
-            jax.jit(make_slot_gradients(crux, list(gsel))).lower(empty[0], crux._points, args[2], wanted),
-            (empty[0], crux._points, args[2], wanted), name="slot_gradients",
-            compiler_options=compile_pool.DEFAULT_COMPILER_OPTIONS)
     crux._n_slots = K
-    crux._gsel = list(gsel)
     crux._snap_template = empty  # shapes and placement of a chunk's snapshots
-    crux._chunk_fns[key] = (crux._chunk_fn, crux._take_slot, crux._slot_grads, K, crux._gsel, empty)
+    crux._chunk_fns[key] = (crux._chunk_fn, crux._take_slot, K, empty)
     return time.perf_counter() - t0
 
 
@@ -303,5 +259,5 @@ def dispatch_chunk(crux: Any, e: int, before: Any, plan: Any, log_every: int) ->
     inputs = crux.current_inputs()
     points = crux.points
     outs = crux._chunk_fn(before, points, inputs, np.int32(plan.n), np.int32(log_every), plan.snap_at)
-    return Chunk(e, plan.n, plan.snap_epochs, plan.snap_at, plan.g_at, before, points, inputs, outs,
+    return Chunk(e, plan.n, plan.snap_epochs, plan.snap_at, before, points, inputs, outs,
                  time.perf_counter())

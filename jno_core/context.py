@@ -93,7 +93,8 @@ class SolveContext:
         self._worker: Any = None
         self._snapshot: Any = None
         # every deferred fire of this solve reads a chunk snapshot (set by the core before
-        # on_solve_begin; see fires_from_snapshots)
+        # on_solve_begin): trackers' device functions are then prepared over a chunk's
+        # snapshot slots (jno_core.fires)
         self._from_snapshots = False
 
     # ------------------------------------------------------------------ state
@@ -176,8 +177,8 @@ class SolveContext:
         """A context frozen at an earlier ``epoch`` of the chunk just run (deferred fires, see
         ``Tracker.deferred_fire``): ``materialize()`` returns ``(params, scheme_states,
         weights)`` of that epoch and is called on first use; ``chunk`` and ``slot``: the
-        chunk's shared results (its gradient matrices, which :meth:`gradient_matrix` reads
-        instead of recomputing, and :meth:`slot_values`) and this epoch's slot. Its
+        chunk's shared results (the trackers' slot-batch outputs, :mod:`jno_core.fires`)
+        and this epoch's slot. Its
         :meth:`submit` goes to this solve's diagnostics thread."""
         return _Snapshot(self, epoch, materialize, inputs, chunk, slot)
 
@@ -258,78 +259,11 @@ class SolveContext:
         with self._memo_lock:
             if memo_key in self._memo:
                 return self._memo[memo_key]
-            chunk = getattr(self, "_chunk", None)  # a deferred snapshot: the chunk may have G
-            G = chunk.gradient_matrix(self._slot, sel) if chunk is not None else None
-            if G is None:
-                fn = self._g_fns.get(id(sel)) or self.prepare_gradient_matrix(mask)
-                G = np.asarray(fn(self.params, self.points, self.inputs))
+            fn = self._g_fns.get(id(sel)) or self.prepare_gradient_matrix(mask)
+            G = np.asarray(fn(self.params, self.points, self.inputs))
             self._memo = {k: v for k, v in self._memo.items() if k[1] == self.epoch}
             self._memo[memo_key] = G
             return G
-
-    def gradient_matrix_on_device(self, mask: Any = None) -> bool:
-        """Whether, in this solve, every :meth:`gradient_matrix` for ``mask`` asked by a
-        deferred fire comes from the device chunk (computed for the chunk's snapshots): then
-        :meth:`prepare_gradient_matrix` need not compile the standalone function in
-        ``on_solve_begin``. (A fire outside that path still works: it compiles on first use.)"""
-        if not self._from_snapshots:
-            return False
-        sel = self.selector(mask)
-        return any(sel is g for g in self.crux._gsel)
-
-    @property
-    def fires_from_snapshots(self) -> bool:
-        """Whether every deferred fire (``Tracker.deferred_fire``) of this solve reads a
-        chunk's on-device parameter snapshot, none the live state: then a tracker may prepare
-        only a :meth:`compile_slot_batch` function and read its fires from
-        :meth:`slot_values`."""
-        return bool(self._from_snapshots)
-
-    def compile_slot_batch(self, name: str, fn: Callable[..., Any], *, owner: str = "plugin",
-                           out_shape: Any = None) -> Any:
-        """Start compiling ``fn(params, points, inputs, weights) -> pytree of arrays`` (a
-        per-epoch computation of a tracker) over all snapshot slots of a chunk, as one
-        function ``(snap_params, snap_scheme_states, points, inputs, wanted (K,) bool) ->
-        pytree with a leading K axis`` (``lax.map`` over the slots; a slot with ``wanted``
-        false is skipped and gives zeros). Returns the
-        :class:`~jno_core.compile_pool.Pending` to pass to :meth:`slot_values`; call
-        ``compile_pool.settle`` at the end of ``prepare`` as for ``compile_async``.
-
-        One call per chunk replaces one call per fire: on script 09 a chunk holds up to 8
-        fires of a tracker with ``interval=50``, and each call of a compiled function costs
-        ~0.1-0.3 ms of argument handling and launch beyond its arithmetic. ``out_shape``:
-        ``jax.eval_shape`` of ``fn`` at the live arguments, if the caller has it."""
-        crux = self.crux
-        if out_shape is None:
-            out_shape = jax.eval_shape(fn, self.params, self.points, self.inputs, self.weights)
-
-        def batched(snap_params: Any, snap_wstates: Any, points: Any, inputs: Any, wanted: jax.Array) -> Any:
-            def zeros(_: Any) -> Any:
-                return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
-
-            def one(args: Any) -> Any:
-                params, wstates, want = args
-
-                def run(_: Any) -> Any:
-                    return fn(params, points, inputs, crux.scheme_weights(wstates))
-
-                return jax.lax.cond(want, run, zeros, None)
-
-            return jax.lax.map(one, (snap_params, snap_wstates, wanted))
-
-        snaps = crux._snap_template
-        # XLA optimisation level 1: on script 09's residual statistics 20 % less compile time
-        # (342 -> 272 ms) and no slower to run (0.22-0.29 ms per call at either level)
-        return compile_pool.compile_async(self, f"slot_batch:{name}", batched, snaps[0], snaps[1], self.points,
-                                          self.inputs, np.ones(crux._n_slots, bool), owner=owner,
-                                          compiler_options={"xla_backend_optimization_level": 1})
-
-    def slot_values(self, pending: Any, interval: int) -> Any:
-        """In a fire from a chunk snapshot: this epoch's slice (NumPy leaves) of the
-        :meth:`compile_slot_batch` function behind ``pending``, run once per chunk over
-        the slots whose epoch is a multiple of ``interval`` (the first fire of the chunk
-        that asks runs it). ``None`` in a fire from the live state: compute it directly."""
-        return None
 
     def prepare_gradient_matrix(self, mask: Any = None) -> Callable[..., Any]:
         """Compile (once) the function behind :meth:`gradient_matrix`; call it from
@@ -434,11 +368,6 @@ class _Snapshot(SolveContext):
 
     def snapshot(self) -> SolveContext:
         return self
-
-    def slot_values(self, pending: Any, interval: int) -> Any:
-        if self._chunk is None:
-            return None
-        return self._chunk.slot_values(pending, interval, self._slot)
 
     def request_stop(self, reason: str) -> None:
         self._parent.request_stop(reason)

@@ -194,27 +194,10 @@ class Core:
         return self.scheme_weights(state[2])
 
     # ------------------------------------------------------------------ the compiled step
-    def _compile_chunk(self, batchsize: int | None = None, seed: int = 0, gsel: Sequence[Any] = ()) -> float:
+    def _compile_chunk(self, batchsize: int | None = None, seed: int = 0) -> float:
         """Build (or reuse) the compiled chunk for this solve (see :func:`jno_core.chunk.compile_chunk`);
         returns the compile time in seconds."""
-        return compile_chunk(self, batchsize, seed, gsel)
-
-    def _gradient_selectors(self, ctx: SolveContext, plugins_: Sequence[Any]) -> list[Any]:
-        """Selectors of the deferred plugins that read the gradient matrix
-        (``needs_gradient_matrix``): the chunk computes it on the device at their fires. A
-        mask that fails to resolve is left to the plugin's ``on_solve_begin`` to report."""
-        if self.providers:
-            return []
-        out: list[Any] = []
-        for p in plugins_:
-            if getattr(p, "deferred_fire", False) and getattr(p, "needs_gradient_matrix", False):
-                try:
-                    sel = ctx.selector(getattr(p, "mask", None))
-                except Exception:
-                    continue
-                if not any(sel is g for g in out):
-                    out.append(sel)
-        return out
+        return compile_chunk(self, batchsize, seed)
 
     def _tracker_fn(self, i: int) -> Any:
         fn = self._tracker_fns.get(i)
@@ -284,8 +267,7 @@ class Core:
                 announce_phases(self, session)  # optimizer/phase/<net>, config.json "optimizers"
                 notice = CompileNotice(progress if progress is not None else (run.progress if run else None)).start()
                 try:
-                    gsel = self._gradient_selectors(session.ctx, [p for _, p in session.pm.list_name_plugin()] + callbacks)
-                    hist.compile_time = self._compile_chunk(batchsize, seed, gsel)
+                    hist.compile_time = self._compile_chunk(batchsize, seed)
                     hist.compile_time += session.begin(self._describe(epochs, callbacks),
                                                        self._concurrent_fires_allowed())
                     notice.finish()  # "jno: compiled in 2.4 s (...)" (see jno_core.progress)

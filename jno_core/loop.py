@@ -132,8 +132,6 @@ class SolveLoop:
         self.cap, self.log_every = cap, log_every
         # fired at host visits (the deferred ones too unless postponed to the next chunk)
         self.at_host = plan.host if plan.postpone else plan.plugins
-        self.g_intervals = [p.interval for p in plan.deferred
-                            if getattr(p, "needs_gradient_matrix", False)] if crux._gsel else []
         self.host_intervals = [p.interval for p in plan.host] + [t.interval for t in crux.tracker_exprs]
         # shorter chunks towards the end, with sinks attached or not: chunk boundaries (where
         # early stopping decides) must not depend on the sinks
@@ -145,7 +143,7 @@ class SolveLoop:
     def plan_at(self, e: int) -> ChunkPlan:
         return plan_chunk(e, self.end, self.cap, host_intervals=self.host_intervals,
                           deferred_intervals=[p.interval for p in self.plan.deferred],
-                          g_intervals=self.g_intervals, postpone=self.plan.postpone, taper=self.taper,
+                          postpone=self.plan.postpone, taper=self.taper,
                           log_every=self.log_every, slots=self.crux._n_slots)
 
     def dispatch(self, e: int, before: Any) -> Chunk:
@@ -206,7 +204,7 @@ class SolveLoop:
         with deferred_interrupts():  # the state, the history and the metrics move on together
             rows, ep_s = self._record_chunk(c, state, rows[:n_done], ok)
         if c.snap_epochs:
-            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.g_at, c.inputs, c.points)
+            self.fire_deferred(snaps, c.snap_epochs[: int(n_slots)], c.inputs, c.points)
         return rows, ep_s, ok
 
     def _record_chunk(self, c: Chunk, state: Any, rows: np.ndarray, ok: bool) -> tuple[np.ndarray, float]:
@@ -293,15 +291,14 @@ class SolveLoop:
         for p in timed:  # concurrent ones time themselves
             p.fire_times_ms.append((time.perf_counter() - t0) * 1e3)
 
-    def fire_deferred(self, snaps: Any, epochs: Sequence[int], g_at: np.ndarray, inputs: dict[str, Any],
-                      points: Any = None) -> None:
+    def fire_deferred(self, snaps: Any, epochs: Sequence[int], inputs: dict[str, Any], points: Any = None) -> None:
         """Fire the deferred plugins due at each of ``epochs`` (inside the chunk just run),
-        each with a context frozen at that epoch from the chunk's snapshot slot; the gradient
-        matrices and slot-batch results of all slots come from one call each, made by the
-        first fire that needs one (on the diagnostics thread)."""
+        each with a context frozen at that epoch from the chunk's snapshot slot; each tracker's
+        device function runs over all slots in one call, made by the first fire that needs
+        it (on the diagnostics thread; :mod:`jno_core.fires`)."""
         crux = self.crux
         # the chunk's own points: a resampler may replace crux._points before these fires run
-        chunk = ChunkSlots(snaps, crux._points if points is None else points, inputs, epochs, crux._n_slots, crux._slot_grads, crux._gsel, g_at)
+        chunk = ChunkSlots(snaps, crux._points if points is None else points, inputs, epochs, crux._n_slots)
         for j, s_ep in enumerate(epochs):
             def materialize(j: int = j) -> Any:
                 return crux._take_slot(snaps, np.int32(j))

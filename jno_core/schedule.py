@@ -20,13 +20,11 @@ TAPER_FRACTION = 16
 
 class ChunkPlan(NamedTuple):
     """One chunk: ``n`` epochs; ``snap_epochs`` the epochs of its parameter snapshots
-    (deferred fires); ``snap_at`` ``(K,)`` int32 the snapshot slot table (-1 = unused);
-    ``g_at`` ``(K,)`` bool the slots whose gradient matrices the chunk computes."""
+    (deferred fires); ``snap_at`` ``(K,)`` int32 the snapshot slot table (-1 = unused)."""
 
     n: int
     snap_epochs: list[int]
     snap_at: np.ndarray
-    g_at: np.ndarray
 
 
 def deferred_epochs(e: int, stop: int, intervals: Sequence[int], limit: int) -> list[int]:
@@ -56,7 +54,7 @@ def taper_epochs(cap: int, log_every: int) -> int:
 
 
 def plan_chunk(e: int, end: int, cap: int, *, host_intervals: Sequence[int], deferred_intervals: Sequence[int],
-               g_intervals: Sequence[int], postpone: bool, taper: int, log_every: int, slots: int) -> ChunkPlan:
+               postpone: bool, taper: int, log_every: int, slots: int) -> ChunkPlan:
     """The chunk starting at epoch ``e`` of a solve ending at ``end``.
 
     :param cap: the most epochs per chunk.
@@ -64,7 +62,6 @@ def plan_chunk(e: int, end: int, cap: int, *, host_intervals: Sequence[int], def
         ends there).
     :param deferred_intervals: intervals of the plugins fired after the chunk from its
         parameter snapshots (they do not end a chunk, unless the ``slots`` run out).
-    :param g_intervals: intervals of the deferred plugins that read the gradient matrix.
     :param postpone: deferred fires due at the chunk's first epoch are taken from a snapshot
         in this chunk too (instead of at the host visit before it).
     :param taper: ``> 0`` (``>= log_every``; 0: no taper): no chunk is longer than half of
@@ -91,6 +88,4 @@ def plan_chunk(e: int, end: int, cap: int, *, host_intervals: Sequence[int], def
         stop_at, snap_epochs = snap_epochs[k], snap_epochs[:k]
     snap_at = np.full(slots, -1, np.int32)
     snap_at[: len(snap_epochs)] = snap_epochs
-    g_at = np.zeros(slots, bool)
-    g_at[: len(snap_epochs)] = [any(s % iv == 0 for iv in g_intervals) for s in snap_epochs]
-    return ChunkPlan(stop_at - e, snap_epochs, snap_at, g_at)
+    return ChunkPlan(stop_at - e, snap_epochs, snap_at)

@@ -1,12 +1,19 @@
-"""Base class for diagnostic trackers (plugins implement :meth:`Tracker.prepare`,
-:meth:`Tracker.compute` and :meth:`Tracker.metrics`).
+"""Base class for diagnostic trackers: one contract.
 
-Life cycle: ``on_solve_begin`` calls :meth:`prepare` (compile against live shapes, so the
-first fire is warm; skipped on a repeated solve of the same solver, see
-:meth:`Tracker.on_solve_begin`); ``on_epoch`` (at ``epoch % interval == 0``) calls :meth:`compute`, stores
-the value in :attr:`value` / :attr:`latest_epoch`, appends it to the history behind
-:attr:`result`, and logs :meth:`metrics` plus the fire's duration in milliseconds under
-``explainability/time_ms/<name>``. Trackers never modify the train state.
+A tracker declares a pure device function of ``(params, points, inputs, weights)`` (plus its
+:attr:`Tracker.needs`: the gradient matrix, the epoch) in :meth:`Tracker.fire_fn`, and host
+work in :meth:`Tracker.finish` (output -> value) and :meth:`Tracker.metrics` (value ->
+metrics). The core alone compiles the function (in the background, warmed up, in
+``on_solve_begin``), schedules it and runs it over the chunk's snapshot slots
+(:mod:`jno_core.fires`). :meth:`Tracker.prepare` is optional set-up before ``fire_fn``. The
+one escape hatch for host-driven work (a Lanczos loop driven from Python, say): leave
+``fire_fn`` at ``None`` and override :meth:`Tracker.compute`.
+
+Life cycle: ``on_solve_begin`` prepares (skipped on a repeated solve of the same solver, see
+:meth:`Tracker.on_solve_begin`); ``on_epoch`` (at ``epoch % interval == 0``) calls
+:meth:`compute`, stores the value in :attr:`value` / :attr:`latest_epoch`, appends it to the
+history behind :attr:`result`, and logs :meth:`metrics` plus the fire's duration in
+milliseconds under ``explainability/time_ms/<name>``. Trackers never modify the train state.
 
 Fires run off the training thread when the solve has a diagnostics thread (see
 :mod:`jno_core.concurrent`): ``on_epoch`` freezes the context (:meth:`SolveContext.snapshot`)
@@ -18,12 +25,11 @@ when ``solve()`` returns and whenever a non-concurrent plugin's hook runs.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable, Hashable
 
-import jax
 import numpy as np
 
-from . import compile_pool
+from .fires import fire_output, prepare_fire
 from .hookspecs import hookimpl
 from .validation import check_tracker_value
 
@@ -43,6 +49,12 @@ class Tracker:
     #: ``on_epoch`` may run after the device chunk containing the epoch, with a context frozen
     #: at that epoch (``SolveContext.deferred_snapshot``), so a fire does not end the chunk
     deferred_fire: bool = True
+    #: what :meth:`fire_fn`'s function takes beyond ``(params, points, inputs, weights)``, as
+    #: keyword arguments: ``"gradient_matrix"`` (``G`` ``(N, P)`` for :attr:`mask`) and/or
+    #: ``"epoch"`` (int32 scalar)
+    needs: tuple[str, ...] = ()
+    #: the parameters ``"gradient_matrix"`` differentiates (None: every trained parameter)
+    mask: Any = None
 
     def __init__(self, interval: int = 100) -> None:
         if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval <= 0:
@@ -62,6 +74,9 @@ class Tracker:
         #: the background compilation (:func:`compile_pool.compile_async`) :meth:`prepare`
         #: started, if any: when it failed, the next solve prepares again
         self.pending: Any = None
+        #: the core's preparation of :meth:`fire_fn`'s function for this solve
+        #: (:class:`jno_core.fires.Fire`; None for a host-side tracker)
+        self.prepared_fire: Any = None
         self._prepared_for: object | None = None  # ctx.setup_token of the last prepare
 
     @property
@@ -90,11 +105,40 @@ class Tracker:
 
     # ------------------------------------------------------------------ to implement
     def prepare(self, ctx: Any) -> None:
-        """Compile against ``ctx``'s live parameter shapes (called in ``on_solve_begin``)."""
+        """Optional set-up against ``ctx`` before :meth:`fire_fn` (resolve constraints,
+        masks, static results). Called in ``on_solve_begin``."""
+
+    def fire_fn(self, ctx: Any) -> Callable[..., Any] | None:
+        """The tracker's device function, ``fn(params, points, inputs, weights, **needs) ->
+        pytree of arrays`` (pure and traceable; ``needs`` per :attr:`needs`). The core compiles
+        it in the background, warms it up and runs it at every fire, over a chunk's snapshot
+        slots in one call where it can (:mod:`jno_core.fires`); :meth:`finish` turns its output
+        (NumPy leaves) into the fire's value. ``None`` (the default): the tracker has no
+        device function and overrides :meth:`compute` instead (the host-side escape hatch)."""
+        return None
+
+    def fire_key(self, ctx: Any) -> Hashable:
+        """What identifies :meth:`fire_fn`'s function: trackers returning equal keys (and the
+        same function) share one executable and one call per fire. Default: this object."""
+        return (self.name, id(self))
+
+    def finish(self, out: Any, epoch: int) -> dict[str, Any]:
+        """This fire's value from the device function's output ``out`` (NumPy leaves); host
+        work (e.g. float64 statistics) goes here. Default: ``out`` itself (a dict)."""
+        return dict(out)
 
     def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        """Return this fire's value: a dict with at least :attr:`result_keys`."""
-        raise NotImplementedError
+        """This fire's value: a dict with at least :attr:`result_keys`. Default:
+        :meth:`finish` of the device function's output at ``ctx``'s epoch. Override it (and
+        leave :meth:`fire_fn` at ``None``) for host-driven work, using only the ``ctx`` given
+        (``ctx.params``, ``ctx.compile``, ``ctx.gradient_matrix``, ...)."""
+        fire = self.prepared_fire
+        if fire is None:
+            raise NotImplementedError(
+                f"tracker {self.name!r} has neither a device function (fire_fn) nor a compute(ctx, epoch) "
+                "override; implement one of them (see docs/writing-plugins.md)."
+            )
+        return self.finish(fire_output(ctx, fire, self.interval), epoch)
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         """The metrics to log for ``value`` (``{key: number or MetricValue}``)."""
@@ -103,71 +147,55 @@ class Tracker:
     # ------------------------------------------------------------------ hooks
     @hookimpl
     def on_solve_begin(self, ctx: Any) -> None:
-        """:meth:`prepare`, unless this tracker already prepared successfully for
-        ``ctx.setup_token`` (a repeated ``solve()`` of the same solver: same shapes, points
-        and placement, so the compiled functions are still valid; ~0.1-1 ms per tracker)."""
+        """:meth:`prepare`, then the core prepares :meth:`fire_fn`'s function; skipped when
+        this tracker already prepared successfully for ``ctx.setup_token`` (a repeated
+        ``solve()`` of the same solver: same shapes, points and placement, so the compiled
+        functions are still valid)."""
         token = getattr(ctx, "setup_token", None)
         if token is not None and token is self._prepared_for and self.still_prepared(ctx):
             return
         self._prepared_for = None
+        self.prepared_fire = None
         self.prepare(ctx)
+        fn = self.fire_fn(ctx)
+        if fn is not None:
+            self.prepared_fire = prepare_fire(ctx, self, fn, self.fire_key(ctx))
         self._prepared_for = token
 
     def still_prepared(self, ctx: Any) -> bool:
-        """Whether what the last :meth:`prepare` made still serves ``ctx`` (same setup token):
-        here, whether its background compilations (if any) succeeded and a per-fire function
-        of :meth:`compile_fire_fn` was made for the way this solve fires (from chunk
-        snapshots or not). Subclasses whose preparation depends on more than the token add
-        their condition."""
-        if getattr(self, "_fire_fn", None) is not None and (
-                (getattr(self, "_batched", None) is not None) != bool(getattr(ctx, "fires_from_snapshots", False))):
+        """Whether what the last preparation made still serves ``ctx`` (same setup token):
+        its compilations succeeded and its device function was prepared for the way this
+        solve fires (from chunk snapshots or not). Subclasses whose preparation depends on
+        more than the token add their condition."""
+        fire = self.prepared_fire
+        if fire is not None and (fire.batched != bool(getattr(ctx, "_from_snapshots", False)) or not fire.ready()):
             return False
-        for pending in (getattr(self, "pending", None), getattr(self, "_batched", None)):
-            if pending is None or not hasattr(pending, "result"):
-                continue
+        pending = getattr(self, "pending", None)
+        if pending is not None and hasattr(pending, "result"):
             try:
                 pending.result()
             except Exception:  # noqa: BLE001 - prepare again (and report it there)
                 return False
         return True
 
-    # ------------------------------------------------------------------ per-fire functions
+    @property
+    def fire_executable(self) -> Any:
+        """The compiled device function of this solve (``jax.stages.Compiled``, over a chunk's
+        snapshot slots when the solve fires from them; None for a host-side tracker or
+        before the solve starts)."""
+        return None if self.prepared_fire is None else self.prepared_fire.pending.result()
+
+    # ------------------------------------------------------------------ earlier API (kept)
     def compile_fire_fn(self, ctx: Any, name: str, fn: Any) -> Any:
-        """Start compiling this tracker's per-fire device function ``fn(params, points,
-        inputs, weights) -> pytree`` for the way this solve fires: when every fire reads a
-        chunk snapshot (``ctx.fires_from_snapshots``), over all of a chunk's slots in one
-        call (``ctx.compile_slot_batch``); otherwise for one fire (``compile_async``).
-        :meth:`run_fire_fn` calls it. Returns ``jax.eval_shape`` of one fire's output. Call
-        ``compile_pool.settle`` at the end of :meth:`prepare` (background compilation)."""
-        self._fire_fn = (name, fn)
-        if getattr(ctx, "fires_from_snapshots", False):
-            out = jax.eval_shape(fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)
-            self.pending = None
-            self._batched = ctx.compile_slot_batch(name, fn, owner=self.name, out_shape=out)
-            return out
-        self._batched = None
-        # traced here; compiled and run once (warm-up: an executable's first run pays
-        # one-off set-up) on the compile pool
-        self.pending = compile_pool.compile_async(ctx, name, fn, ctx.params, ctx.points, ctx.inputs,
-                                                   ctx.weights, owner=self.name)
-        return self.pending.out_info
+        """Earlier form of :meth:`fire_fn` (kept for trackers written against it): prepare
+        ``fn(params, points, inputs, weights)`` from :meth:`prepare`; :meth:`run_fire_fn`
+        reads it. Returns ``jax.eval_shape`` of one fire's output."""
+        self.prepared_fire = prepare_fire(ctx, self, fn, name)
+        return self.prepared_fire.out_info
 
     def run_fire_fn(self, ctx: Any) -> Any:
-        """The value of :meth:`compile_fire_fn`'s function at ``ctx`` (device arrays, or
-        NumPy arrays when it comes from the chunk's slot batch). A fire from the live state
-        after a preparation for snapshot fires (a tool calling :meth:`_fire` directly)
-        compiles the one-fire function then."""
-        batched = getattr(self, "_batched", None)
-        if batched is not None:
-            out = ctx.slot_values(batched, self.interval)
-            if out is not None:
-                return out
-        pending = getattr(self, "pending", None)
-        if pending is not None:
-            return pending.result()(ctx.params, ctx.points, ctx.inputs, ctx.weights)
-        name, fn = self._fire_fn
-        return ctx.compile(name, fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)(
-            ctx.params, ctx.points, ctx.inputs, ctx.weights)
+        """The output of :meth:`compile_fire_fn`'s function at ``ctx`` (NumPy leaves)."""
+        return fire_output(ctx, self.prepared_fire, self.interval)
 
     @hookimpl
     def on_epoch(self, ctx: Any, epoch: int) -> None:

@@ -62,18 +62,18 @@ def _run(force_host: bool, epochs: int = 200):
     cbs = _trackers(p)
     calls = _count_chunks(p.crux)
     h = p.crux.solve(epochs, callbacks=cbs + ([_HostVisit()] if force_host else []))
-    standalone_g = [k for k in p.crux._cache.compiled if str(k[1]).startswith("gradient_matrix")]
-    return cbs, (calls, standalone_g), h
+    g_fns = [str(k[1]).split(":")[0] for k in p.crux._cache.compiled if "gradient_matrix" in str(k[1])]
+    return cbs, (calls, g_fns), h
 
 
 def test_deferred_fires_match_host_fires_and_cut_host_visits():
     deferred, (calls, g_def), h_def = _run(force_host=False)
     live, (calls_live, g_live), h_live = _run(force_host=True)
     assert len(calls_live) == 200
-    # every deferred fire read G computed with the chunk's snapshots: the standalone gradient
-    # matrix function was never compiled; the live fires (a non-concurrent plugin visits the
-    # host at every epoch, so fires cannot be postponed) compiled it
-    assert g_def == [] and len(g_live) == 1
+    # the two gradient trackers share one device function computing G: over the chunk's
+    # snapshot slots for deferred fires; for one fire when a non-concurrent plugin visits the
+    # host at every epoch (fires cannot be postponed)
+    assert g_def == ["fire_batch"] and g_live == ["fire"]
     np.testing.assert_array_equal(h_def.losses, h_live.losses)  # fires never touch training
     for a, b in zip(deferred, live):
         ra, rb = a.result, b.result
@@ -91,9 +91,9 @@ def test_deferred_fires_match_host_fires_and_cut_host_visits():
 
 
 def _count_slot_batch_calls():
-    """``(counts, patched Pending.result)``: count the calls of every slot-batch function
-    (SolveContext.compile_slot_batch) and of every one-fire function of the residual /
-    saliency trackers."""
+    """``(counts, patched Pending.result)``: count the calls of every tracker device function
+    compiled over a chunk's snapshot slots and of every one compiled for one fire
+    (jno_core.fires.prepare_fire)."""
     from jno_core import compile_pool
 
     counts = {"batch": 0, "single": 0}
@@ -101,8 +101,8 @@ def _count_slot_batch_calls():
 
     def result(self):
         fn = orig(self)
-        kind = "batch" if self.name.startswith("slot_batch:") else (
-            "single" if self.name.startswith(("residual_stats", "input_sensitivity")) else None)
+        kind = "batch" if self.name.startswith("fire_batch:") else (
+            "single" if self.name.startswith("fire:") else None)
         if kind is None:
             return fn
 
@@ -117,7 +117,7 @@ def _count_slot_batch_calls():
 
 def test_slot_batch_computes_a_chunks_fires_in_one_call_and_equals_live_fires(monkeypatch):
     """residual_stats / input_sensitivity fires from chunk snapshots run one compiled call per
-    chunk and tracker (SolveContext.compile_slot_batch / slot_values), equal to live fires;
+    chunk and tracker (jno_core.fires), equal to live fires;
     a later solve of the same solver that fires live prepares the one-fire function again
     (Tracker._still_prepared)."""
     from jno_core import compile_pool
@@ -279,14 +279,16 @@ def test_prepare_runs_once_per_solver_and_layout():
     assert t.prepares == 4
 
 
-def test_gradient_tracker_prepares_the_standalone_g_when_a_later_solve_needs_it():
+def test_gradient_tracker_prepares_the_one_fire_g_when_a_later_solve_needs_it():
     p = small_problem(hidden=8, layers=2)
     gn = jno.trackers.gradient_norms(interval=10)
 
-    def standalone():
-        return [k for k in p.crux._cache.compiled if str(k[1]).startswith("gradient_matrix")]
+    def standalone():  # the one-fire G function, compiled or compiling
+        cache = p.crux._cache
+        return [k for k in list(cache.compiled) + list(cache.compiling)
+                if str(k[1]).startswith("fire:('gradient_matrix'")]
 
-    p.crux.solve(20, callbacks=[gn])  # every fire reads G from the chunk: nothing standalone
+    p.crux.solve(20, callbacks=[gn])  # every fire reads G over the chunk's slots: no one-fire G
     assert standalone() == []
     compiled_at_begin = []
 

@@ -6,7 +6,7 @@ from jno_core.schedule import deferred_epochs, next_fire, plan_chunk, taper_epoc
 
 
 def _lengths(end, cap, taper, log_every, **kw):
-    args = dict(host_intervals=[], deferred_intervals=[], g_intervals=[], postpone=False, slots=8)
+    args = dict(host_intervals=[], deferred_intervals=[], postpone=False, slots=8)
     args.update(kw)
     e, out = 0, []
     while e < end:
@@ -48,16 +48,15 @@ def test_deferred_fires_get_snapshot_slots_without_ending_the_chunk():
     want = sorted({s for s in range(1, 20) if s % 3 == 0 or s % 5 == 0})
     assert deferred_epochs(0, 20, [3, 5], 100) == want
     assert deferred_epochs(0, 20, [3, 5], 4) == want[:4]
-    plan = plan_chunk(0, 100, 1000, host_intervals=[], deferred_intervals=[10], g_intervals=[20],
+    plan = plan_chunk(0, 100, 1000, host_intervals=[], deferred_intervals=[10],
                       postpone=False, taper=0, log_every=50, slots=8)
     # 9 deferred epochs (10..90) > 8 slots would end the chunk at the 9th; with 3*8 > 9 left
     # the plan keeps max(1, 9 // 3) = 3 slots per chunk: a host visit at the 4th fire epoch
     assert plan.snap_epochs == [10, 20, 30] and plan.n == 40
     np.testing.assert_array_equal(plan.snap_at, [10, 20, 30, -1, -1, -1, -1, -1])
-    np.testing.assert_array_equal(plan.g_at, [False, True, False, False, False, False, False, False])
 
 
 def test_postponed_fires_take_a_snapshot_at_the_chunks_first_epoch():
-    plan = plan_chunk(100, 1100, 1000, host_intervals=[], deferred_intervals=[50], g_intervals=[],
+    plan = plan_chunk(100, 1100, 1000, host_intervals=[], deferred_intervals=[50],
                       postpone=True, taper=0, log_every=50, slots=8)
     assert plan.snap_epochs[0] == 100 and all(s % 50 == 0 for s in plan.snap_epochs)

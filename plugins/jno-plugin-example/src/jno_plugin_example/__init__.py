@@ -13,11 +13,14 @@ The whole pattern, in the order jno uses it:
 2. The module-level :func:`jno_register_trackers` (marked ``@hookimpl``) is called once and
    registers the factory under a name, which becomes ``jno.trackers.<name>``.
 3. The user calls the factory and passes the tracker in ``crux.solve(..., callbacks=[...])``.
-4. The solve calls :meth:`ParameterNorm.prepare` once (the ``on_solve_begin`` hook, inherited
-   from :class:`jno_core.tracker.Tracker`): compile here, so fires are warm.
-5. At every epoch with ``epoch % interval == 0`` it calls :meth:`ParameterNorm.compute` and
-   :meth:`ParameterNorm.metrics`; the base class stores the value (``.value``,
-   ``.latest_epoch``, ``.result``) and sends the metrics to every sink.
+4. When the solve starts (the ``on_solve_begin`` hook, inherited from
+   :class:`jno_core.tracker.Tracker`) the core asks :meth:`ParameterNorm.fire_fn` for the
+   tracker's device function and compiles it (in the background, warmed up), so fires are warm.
+5. At every epoch with ``epoch % interval == 0`` the core runs that function on the
+   parameters of that epoch (after the device chunk, all of a chunk's fires in one call), then
+   :meth:`ParameterNorm.finish` (device output -> value) and :meth:`ParameterNorm.metrics` on
+   the host; the base class stores the value (``.value``, ``.latest_epoch``, ``.result``) and
+   sends the metrics to every sink.
 """
 
 from __future__ import annotations
@@ -51,38 +54,23 @@ class ParameterNorm(Tracker):
     # (``.result["norms"]`` has shape ``(S,)`` because each fire's value is a scalar).
     result_keys = ("norms",)
 
-    def __init__(self, interval: int = 100) -> None:
-        # The base class validates ``interval`` (a positive int, with a helpful error) and
-        # sets up ``.value = None``, ``.latest_epoch = None`` and the result history.
-        super().__init__(interval)
-        self._fn: Any = None  # the compiled function, built in prepare()
+    def fire_fn(self, ctx: Any) -> Callable[..., Any]:
+        """Called once per solve when it starts. Return the device function: pure JAX of
+        ``(params, points, inputs, weights)`` (``params``: ``{trainable key: pytree}`` at the
+        fire's epoch) returning arrays. The core compiles and runs it; never call it yourself.
+        ``ctx`` (:class:`jno_core.api.SolveContext`) tells what the solve has."""
+        keys = list(ctx.trained_keys)  # the trained networks/parameters (a frozen one is not)
 
-    def prepare(self, ctx: Any) -> None:
-        """Called once per solve in ``on_solve_begin``, after the train step is compiled.
-
-        ``ctx`` is the :class:`jno_core.context.SolveContext`. Build the JAX function here and
-        compile it against the live shapes with ``ctx.compile``: the compiled function is cached
-        on the solver, so a second ``solve()`` reuses it, and the first fire runs warm.
-        """
-        keys = list(ctx.trained_keys)  # {trainable key: params pytree}, trained ones only
-
-        def global_norm(params: dict[str, Any]) -> jax.Array:
+        def global_norm(params: Any, points: Any, inputs: Any, weights: Any) -> jax.Array:
             leaves = jax.tree_util.tree_leaves({k: params[k] for k in keys})
             return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
 
-        # The name identifies the function in the solver's cache; the example arguments give
-        # the shapes it is compiled for.
-        self._fn = ctx.compile("example/parameter_norm", global_norm, ctx.params)
-        # Optional warm-up: the first run of an XLA executable pays a one-off set-up cost
-        # (milliseconds for bigger functions). Running it once here keeps that out of the
-        # first fire. It only reads the parameters, so training is unaffected.
-        jax.block_until_ready(self._fn(ctx.params))
+        return global_norm
 
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        """Called at each fire. ``ctx.params`` are the parameters that epoch's step starts
-        from. Return a dict with (at least) every key of ``result_keys``. Do not modify the
-        solver's state: diagnostics must not change the training trajectory."""
-        return {"norms": np.float32(self._fn(ctx.params))}
+    def finish(self, out: Any, epoch: int) -> dict[str, Any]:
+        """The fire's value from the device output (a NumPy array here): a dict with (at
+        least) every key of ``result_keys``. Host-side work goes here."""
+        return {"norms": np.float32(out)}
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         """The metrics to log for this fire: ``{key: number}`` or typed values from

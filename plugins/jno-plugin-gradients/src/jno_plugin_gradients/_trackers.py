@@ -2,21 +2,18 @@
 
 All three read the same per-constraint gradient matrix ``G`` ``(N, P)`` of the *unweighted*
 constraint losses (weighting-scheme weights set to 1) with respect to the parameters selected by
-``mask``, from :meth:`jno_core.context.SolveContext.gradient_matrix`. The core memoises ``G``
-per fired epoch and mask, so running the three trackers together costs one ``jacrev``
-evaluation per epoch, not three. The ``jacrev`` function is AOT-compiled in
-:meth:`~GradientTracker.prepare` (``on_solve_begin``, on the background compile pool of
-:mod:`jno_core.compile_pool`), so the first fire runs a warm kernel; the
-statistics themselves are NumPy on the host (:mod:`._math`), which never compiles.
+``mask``: their device function asks the core for it (``needs = ("gradient_matrix",)``) and
+returns it; the three share one compiled function and one call per chunk (same
+:meth:`~GradientTracker.fire_key`), so running them together costs one ``jacrev`` per fired
+epoch, not three. The statistics themselves are NumPy on the host (:mod:`._math`, float64).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from jno_core.api import compile_pool
 from jno_core.api import Heatmap
 from jno_core.api import Tracker
 
@@ -25,9 +22,13 @@ from ._math import alignment_of, cosine_matrix, gradient_norms_of
 __all__ = ["GradientTracker", "GradientNorms", "CosSimilarity", "GradientAlignment"]
 
 
+def _the_gradient_matrix(params: Any, points: Any, inputs: Any, weights: Any, gradient_matrix: Any) -> Any:
+    """The device function of every gradient tracker: ``G`` ``(N, P)`` itself."""
+    return gradient_matrix
+
+
 class GradientTracker(Tracker):
-    """Base of the trackers that read the per-constraint gradient matrix (the solve computes
-    it on the device at their fire epochs: ``needs_gradient_matrix``).
+    """Base of the trackers that read the per-constraint gradient matrix.
 
     :param interval: fire every ``interval`` epochs (``epoch % interval == 0``).
     :param mask: ``None`` (every trained parameter) or a bool pytree matching one network's
@@ -37,51 +38,27 @@ class GradientTracker(Tracker):
         when the solve starts.
     """
 
-    needs_gradient_matrix = True
-    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
-    compiles_in_background = True
+    needs = ("gradient_matrix",)
 
     def __init__(self, interval: int = 100, mask: Any = None) -> None:
         super().__init__(interval)
         self.mask = mask
-        #: number of selected parameters ``P`` (known after :meth:`prepare`)
+        #: number of selected parameters ``P`` (known after the solve starts)
         self.n_params: int | None = None
 
-    def prepare(self, ctx: Any) -> None:
-        """Validate the mask, AOT-compile the shared gradient-matrix function and run it once
-        (an XLA executable's first call pays one-off set-up, ~20 ms here; this keeps it out of
-        the first fire). The warm-up value is memoised for the start epoch and shared by the
-        other gradient trackers; the core clears that memo before the first fire. Both run on
-        the compile pool, once per mask, while the next plugins trace their functions. Skipped
-        when the core computes ``G`` for every fire on the device
-        (``ctx.gradient_matrix_on_device``)."""
-        sel = ctx.selector(self.mask)  # here: a mask that matches nothing raises now
-        self.n_params = sel.size
-        mask = self.mask
-        on_device = getattr(ctx, "gradient_matrix_on_device", None)
-        if on_device is not None and on_device(mask):
-            return  # every fire reads G computed with the chunk's snapshots: nothing to compile
+    def fire_fn(self, ctx: Any) -> Callable[..., Any]:
+        self.n_params = ctx.selector(self.mask).size  # a mask that matches nothing raises here
+        return _the_gradient_matrix
 
-        def compile_and_warm() -> None:
-            ctx.prepare_gradient_matrix(mask)
-            ctx.gradient_matrix(mask)
+    def fire_key(self, ctx: Any) -> Hashable:
+        return ("gradient_matrix", id(ctx.selector(self.mask)))
 
-        compile_pool.run_async(ctx, ("gradient_matrix", id(sel)), compile_and_warm, owner=self.name)
-        compile_pool.settle(ctx, self)
+    def statistic(self, G: np.ndarray) -> dict[str, Any]:
+        """This tracker's value from ``G`` ``(N, P)``."""
+        raise NotImplementedError
 
-    def still_prepared(self, ctx: Any) -> bool:
-        """Also: ``G`` comes from the device chunk in this solve, or the standalone function
-        was compiled (a later solve of the same solver may need it where an earlier did not)."""
-        if not super().still_prepared(ctx):
-            return False
-        on_device = getattr(ctx, "gradient_matrix_on_device", None)
-        if on_device is not None and on_device(self.mask):
-            return True
-        return id(ctx.selector(self.mask)) in getattr(ctx, "_g_fns", {})
-
-    def gradient_matrix(self, ctx: Any) -> np.ndarray:
-        """``G`` ``(N, P)`` at ``ctx.epoch`` (shared with the other gradient trackers)."""
-        return ctx.gradient_matrix(self.mask)
+    def finish(self, out: Any, epoch: int) -> dict[str, Any]:
+        return self.statistic(np.asarray(out))
 
 
 class GradientNorms(GradientTracker):
@@ -98,8 +75,8 @@ class GradientNorms(GradientTracker):
     name = "gradient_norms"
     result_keys = ("norms",)
 
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        return {"norms": gradient_norms_of(self.gradient_matrix(ctx))}
+    def statistic(self, G: np.ndarray) -> dict[str, Any]:
+        return {"norms": gradient_norms_of(G)}
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -120,8 +97,8 @@ class CosSimilarity(GradientTracker):
     name = "cos_similarity"
     result_keys = ("cos_sim_matrix",)
 
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        return {"cos_sim_matrix": cosine_matrix(self.gradient_matrix(ctx))}
+    def statistic(self, G: np.ndarray) -> dict[str, Any]:
+        return {"cos_sim_matrix": cosine_matrix(G)}
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         C = value["cos_sim_matrix"]
@@ -144,8 +121,8 @@ class GradientAlignment(GradientTracker):
     name = "gradient_alignment"
     result_keys = ("alignment",)
 
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        return {"alignment": alignment_of(self.gradient_matrix(ctx))}
+    def statistic(self, G: np.ndarray) -> dict[str, Any]:
+        return {"alignment": alignment_of(G)}
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         return {"explainability/gradient_alignment": float(value["alignment"])}

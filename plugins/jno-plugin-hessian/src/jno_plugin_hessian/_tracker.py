@@ -6,8 +6,8 @@ selected parameters come from ``n_iter`` Lanczos steps with full reorthogonalisa
 forward-over-reverse differentiation, ``H v = jvp(grad(L), (theta,), (v,))``. The largest
 eigenvalue is the sharpness of the loss surface at the current iterate (Sec. 2.2 of
 Keskar et al., arXiv 1609.04836). The whole fire (``n_iter`` HVPs in one ``lax.fori_loop``,
-the tridiagonal eigen-solve) is one compiled function, compiled and run once (warm-up) in
-``on_solve_begin`` (on the background compile pool, :mod:`jno_core.compile_pool`). Memory: the
+the tridiagonal eigen-solve) is the tracker's device function (:meth:`HessianSpectrum.fire_fn`),
+compiled by the core when the solve starts. Memory: the
 ``(n_iter + 1, P)`` Krylov basis plus one HVP.
 """
 
@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.api import compile_pool
 from jno_core.api import expr as E
 from jno_core.api import Env, evaluate
 from jno_core.api import Tracker
@@ -85,8 +84,6 @@ class HessianSpectrum(Tracker):
 
     name = "hessian_spectrum"
     result_keys = ("eigvals", "sharpness")
-    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
-    compiles_in_background = True
 
     def __init__(self, k: int = 10, n_iter: int = 30, interval: int = 500, mask: Any = None,
                  constraints: Sequence[Any] | None = None) -> None:
@@ -109,12 +106,11 @@ class HessianSpectrum(Tracker):
         self.n_iter_eff: int | None = None
         self.k_eff: int | None = None
         self.indices: list[int] | None = None
-        self.pending: compile_pool.Pending | None = None
         self._v0: jax.Array | None = None
 
     # ------------------------------------------------------------------ set-up
-    def prepare(self, ctx: Any) -> None:
-        """Resolve the scope, the parameter selection and compile the fire."""
+    def fire_fn(self, ctx: Any) -> Any:
+        """Resolve the scope and the parameter selection; the fire: Lanczos on the device."""
         sel = ctx.selector(self.mask)
         self.indices = (None if self.constraints is None
                         else [ctx.constraint_index(c) for c in self.constraints])
@@ -125,8 +121,9 @@ class HessianSpectrum(Tracker):
         self.n_iter_eff, self.k_eff = m, k
         loss = _loss_fn(ctx.constraints, self.indices)
 
-        def fire(params: Any, points: Any, inputs: Any, weights: Any,
-                 v0: jax.Array) -> dict[str, jax.Array]:
+        v0 = self._v0 = jnp.asarray(np.random.default_rng(SEED).standard_normal(sel.size), jnp.float32)
+
+        def fire(params: Any, points: Any, inputs: Any, weights: Any) -> dict[str, jax.Array]:
             theta0 = sel.flatten(params)
 
             def f(theta: jax.Array) -> jax.Array:
@@ -141,25 +138,10 @@ class HessianSpectrum(Tracker):
             ev = tridiagonal_eigvals(alpha, beta)[::-1]
             return {"eigvals": ev[:k], "sharpness": ev[0]}
 
-        self._v0 = jnp.asarray(np.random.default_rng(SEED).standard_normal(sel.size), jnp.float32)
-        args = (ctx.params, ctx.points, ctx.inputs, ctx.weights, self._v0)
-        # traced here, compiled and run once (warm-up) on the compile pool
-        # LLVM optimisation level 1 instead of 2: ~12 % less compile CPU for this large
-        # (forward-over-reverse of the loss) function, same run time (script 09: 1.85 s vs
-        # 2.1 s CPU, 2.4 ms per fire either way)
-        self.pending = compile_pool.compile_async(ctx, f"hessian_spectrum:{id(self)}", fire, *args,
-                                                   owner=self.name,
-                                                   compiler_options={"xla_backend_optimization_level": 1})
-        compile_pool.settle(ctx, self)
+        return fire
 
-    @property
-    def compiled(self) -> Any:
-        """The compiled fire (``jax.stages.Compiled``; None before :meth:`prepare`)."""
-        return None if self.pending is None else self.pending.result()
-
-    # ------------------------------------------------------------------ fire
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        out = dict(self.compiled(ctx.params, ctx.points, ctx.inputs, ctx.weights, self._v0))
+    def finish(self, out: Any, epoch: int) -> dict[str, Any]:
+        out = dict(out)
         out["n_iter"] = self.n_iter_eff
         return out
 

@@ -17,11 +17,12 @@ weight matrices instead.
 Directions: the Gaussian draws come from a fixed key (``PRNGKey(seed)``), so every fire of a
 solve (and every solve) uses the same raw directions; they are filter-normalised against the
 parameters of the fire being plotted. ``redraw=True`` draws new ones at each fire
-(``fold_in(PRNGKey(seed), fire_number)``).
+(``fold_in(PRNGKey(seed), epoch)``: the tracker's device function then takes the epoch,
+``needs = ("epoch",)``).
 
-The ``n_grid^2`` losses are one compiled function (``lax.map`` over the grid in batches of
-``batch_size`` points, each batch vectorised with ``vmap``), compiled and run once (warm-up)
-in ``on_solve_begin`` (on the background compile pool, :mod:`jno_core.compile_pool`). The
+The ``n_grid^2`` losses are the tracker's device function (``lax.map`` over the grid in batches
+of ``batch_size`` points, each batch vectorised with ``vmap``), which the core compiles when the
+solve starts (:meth:`LossLandscape.fire_fn`). The
 default batch is :func:`default_batch_size`: the whole grid at once for small problems (script
 09: 121 grid points x 21 collocation points, 1.0 ms per fire instead of 1.6 ms row by row),
 one grid row (``n_grid`` evaluations) at a time once the collocation points are many. The
@@ -36,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.api import compile_pool
 from jno_core.api import Env, evaluate
 from jno_core.api import Heatmap
 from jno_core.api import Tracker
@@ -92,13 +92,11 @@ class LossLandscape(Tracker):
     ``result``: ``epochs`` ``(S,)``, ``landscapes`` ``(S, n_grid, n_grid)`` (axis 1: ``d1``
     coefficient, axis 2: ``d2``), ``alphas`` ``(n_grid,)`` the grid coordinates.
     ``directions`` holds the last fire's ``(d1, d2)``, each ``(P,)`` flattened like
-    ``ctx.selector(mask).flatten`` (device arrays).
+    ``ctx.selector(mask).flatten`` (NumPy arrays).
     """
 
     name = "loss_landscape"
     result_keys = ("landscapes",)
-    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
-    compiles_in_background = True
 
     def __init__(self, interval: int = 500, mask: Any = None, n_grid: int = 15, alpha_range: float = 1.0,
                  redraw: bool = False, *, seed: int = 0, ignore_bias: bool = False,
@@ -120,12 +118,14 @@ class LossLandscape(Tracker):
                            else _check_int(batch_size, "batch_size", "batch_size=15"))
         self.alphas = grid_coordinates(self.n_grid, self.alpha_range)
         self.directions: tuple[jax.Array, jax.Array] | None = None
-        self.pending: compile_pool.Pending | None = None
-        self._fires = 0
 
     # ------------------------------------------------------------------ set-up
-    def prepare(self, ctx: Any) -> None:
-        """Resolve the parameter selection and compile the grid evaluation."""
+    @property
+    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("epoch",) if self.redraw else ()
+
+    def fire_fn(self, ctx: Any) -> Any:
+        """Resolve the parameter selection; the fire: the loss over the grid."""
         sel = ctx.selector(self.mask)
         terms = list(ctx.constraints)
         n = self.n_grid
@@ -135,10 +135,9 @@ class LossLandscape(Tracker):
         seed, ignore_bias = self.seed, self.ignore_bias
         self.static_result = {"alphas": alphas.astype(np.float32)}
 
-        def fire(params: Any, points: Any, inputs: Any, weights: Any,
-                 draw: jax.Array) -> tuple[jax.Array, ...]:
+        def fire(params: Any, points: Any, inputs: Any, weights: Any, epoch: Any = 0) -> tuple[jax.Array, ...]:
             theta0 = sel.flatten(params)
-            key = jax.random.fold_in(jax.random.PRNGKey(seed), draw)
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
             d1, d2 = random_directions(params, sel, key, 2, ignore_bias)
             ab = jnp.asarray(coords, theta0.dtype)
 
@@ -150,22 +149,10 @@ class LossLandscape(Tracker):
             grid = jax.lax.map(loss_at, ab, batch_size=batch)
             return grid.reshape(n, n), d1, d2
 
-        args = (ctx.params, ctx.points, ctx.inputs, ctx.weights, np.int32(0))
-        # traced here, compiled and run once (warm-up) on the compile pool
-        self.pending = compile_pool.compile_async(ctx, f"loss_landscape:{id(self)}", fire, *args,
-                                                   owner=self.name)
-        compile_pool.settle(ctx, self)
+        return fire
 
-    @property
-    def compiled(self) -> Any:
-        """The compiled grid evaluation (``jax.stages.Compiled``; None before :meth:`prepare`)."""
-        return None if self.pending is None else self.pending.result()
-
-    # ------------------------------------------------------------------ fire
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        draw = np.int32(self._fires if self.redraw else 0)
-        self._fires += 1
-        grid, d1, d2 = self.compiled(ctx.params, ctx.points, ctx.inputs, ctx.weights, draw)
+    def finish(self, out: Any, epoch: int) -> dict[str, Any]:
+        grid, d1, d2 = out
         self.directions = (d1, d2)
         return {"landscapes": grid}
 

@@ -13,9 +13,10 @@ Cost. The rows are subsampled *before* the Jacobian is formed: ``n = min(n_point
 points of the field's point set are picked once per solve with a fixed seed
 (:func:`subsample_indices`), the ``grad_expr`` is evaluated on a points dict in which that
 point set is replaced by the subset, and only the ``(n, P)`` Jacobian is ever built. The
-whole fire (Jacobian, ``K = J J^T``, ``eigvalsh``) is one compiled function, compiled and run
-once (warm-up) in ``on_solve_begin`` (on the background compile pool,
-:mod:`jno_core.compile_pool`); nothing in it depends on ``N``.
+whole fire (Jacobian, ``K = J J^T``, ``eigvalsh``) is the tracker's device function
+(:meth:`NtkSpectrum.fire_fn`), compiled by the core when the solve starts; nothing in it
+depends on ``N``. The subset is taken from the points in use at each fire (a resampler's
+new points included).
 
 Two ways to get the rows (``NtkSpectrum.strategy``):
 
@@ -37,7 +38,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.api import compile_pool
 from jno_core.api import expr as E
 from jno_core.api import trainable_key
 from jno_core.api import Histogram
@@ -139,8 +139,6 @@ class NtkSpectrum(Tracker):
 
     name = "ntk_spectrum"
     result_keys = ("eigvals_topk", "lambda_min", "lambda_max", "condition_number", "all_eigvals", "trace")
-    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
-    compiles_in_background = True
 
     def __init__(self, grad_expr: Any, n_points: int = 256, top_k: int = 10, interval: int = 500) -> None:
         super().__init__(interval)
@@ -159,14 +157,13 @@ class NtkSpectrum(Tracker):
         self.n_points = _check_int(n_points, "n_points", "n_points=256")
         self.top_k = _check_int(top_k, "top_k", "top_k=10")
         self.indices: np.ndarray | None = None
-        self.pending: compile_pool.Pending | None = None
         self._points: dict[str, jax.Array] = {}
         self._param_keys: list[str] = []
         self.strategy: str | None = None
 
     # ------------------------------------------------------------------ set-up
-    def prepare(self, ctx: Any) -> None:
-        """Pick the point subset, build the sub-sampled points dict and compile the fire."""
+    def fire_fn(self, ctx: Any) -> Any:
+        """Pick the point subset; the fire: Jacobian, kernel and spectrum on the device."""
         from jno_core.api import point_set
 
         nodes = E.walk([self.grad_expr])
@@ -176,7 +173,9 @@ class NtkSpectrum(Tracker):
         idx = subsample_indices(int(full[target].shape[0]), self.n_points)
         self.indices = idx
         self.static_result = {"indices": idx}
-        self._points = {s: (jnp.asarray(np.asarray(a)[idx]) if s == target else a) for s, a in full.items()}
+        # point sets the solver does not use: from their domain (constants of the function)
+        self._points = {s: a for s, a in full.items() if s not in ctx.points}
+        fixed_points = self._points
 
         nets = [n.net for n in nodes if isinstance(n, (E.NetworkCall, E.NetworkGradient))]
         nets += [n for n in nodes if isinstance(n, TrainableParameter)]
@@ -217,27 +216,16 @@ class NtkSpectrum(Tracker):
 
             return jax.vmap(row)(points[target])
 
+        param_keys = keys
+        rows = jnp.asarray(idx)
+
         def fire(params: dict[str, Any], points: dict[str, jax.Array], inputs: dict[str, jax.Array],
                  weights: dict[str, jax.Array]) -> dict[str, jax.Array]:
-            return _spectrum(jacobian(params, points, inputs, weights), k)
+            pts = {s: (fixed_points[s] if s in fixed_points else points[s]) for s in sets}
+            pts[target] = pts[target][rows]
+            return _spectrum(jacobian({n: params[n] for n in param_keys}, pts, inputs, weights), k)
 
-        # traced here, compiled and run once (warm-up) on the compile pool
-        self.pending = compile_pool.compile_async(ctx, f"ntk_spectrum:{id(self)}", fire, *self._args(ctx),
-                                                   owner=self.name)
-        compile_pool.settle(ctx, self)
-
-    @property
-    def compiled(self) -> Any:
-        """The compiled fire (``jax.stages.Compiled``; None before :meth:`prepare`)."""
-        return None if self.pending is None else self.pending.result()
-
-    def _args(self, ctx: Any) -> tuple[Any, ...]:
-        params = ctx.params
-        return ({k: params[k] for k in self._param_keys}, self._points, ctx.inputs, ctx.weights)
-
-    # ------------------------------------------------------------------ fire
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        return dict(self.compiled(*self._args(ctx)))
+        return fire
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         m: dict[str, Any] = {

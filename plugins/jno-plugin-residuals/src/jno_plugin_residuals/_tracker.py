@@ -9,12 +9,10 @@ are flattened: the statistics run over every value of the field.
 Per constraint and fire: mean, standard deviation (population, ``ddof=0``), maximum (of the
 signed values, not of ``|r|``) and the 99th percentile with linear interpolation between order
 statistics (NumPy's default ``method="linear"``). They are computed **on the device** with
-``jnp.mean`` / ``jnp.std`` / ``jnp.max`` / ``jnp.percentile`` inside one function that is
-AOT-compiled in :meth:`ResidualStats.prepare` (``on_solve_begin``, on the background compile pool
-of :mod:`jno_core.compile_pool`), together with the residual
-fields themselves (which come back to the host for the histogram metric), so a fire is one
-warm kernel call and one device-to-host copy; when the solve's fires all come from chunk
-snapshots, one call computes every fire of a chunk (``Tracker.compile_fire_fn``).
+``jnp.mean`` / ``jnp.std`` / ``jnp.max`` / ``jnp.percentile`` inside the tracker's device
+function (:meth:`ResidualStats.fire_fn`), together with the residual fields themselves (which
+come back to the host for the histogram metric); the core compiles it when the solve starts
+and runs it once per chunk over the chunk's fires (``jno_core.fires``).
 
 Per-point residual magnitudes as a diagnostic / sampling signal: Sec. 3 of arXiv:2207.10289.
 """
@@ -27,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.api import compile_pool
 from jno_core.api import Placeholder
 from jno_core.api import Histogram
 from jno_core.api import Tracker
@@ -70,8 +67,6 @@ class ResidualStats(Tracker):
 
     name = "residual_stats"
     result_keys = ("means", "stds", "maxes", "p99")
-    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
-    compiles_in_background = True
 
     def __init__(self, interval: int = 100, constraints: Sequence[Placeholder] | None = None) -> None:
         super().__init__(interval)
@@ -98,7 +93,6 @@ class ResidualStats(Tracker):
         self.indices: list[int] | None = None
         #: the flattened residual values ``[(M_k,)]`` of the latest fire (host arrays)
         self.last_residuals: list[np.ndarray] | None = None
-        self.pending: compile_pool.Pending | None = None
 
     def _resolve(self, ctx: Any) -> list[int]:
         if self.constraints is None:
@@ -115,20 +109,25 @@ class ResidualStats(Tracker):
         return out
 
     def prepare(self, ctx: Any) -> None:
-        """Resolve the constraints and AOT-compile residuals + statistics in one function."""
+        """Resolve the constraints."""
         self.indices = self._resolve(ctx)
         self.static_result = {"indices": np.asarray(self.indices, dtype=np.int64)}
+
+    def fire_fn(self, ctx: Any) -> Any:
+        """Residuals and their statistics in one device function."""
         field_fn = ctx.expr_fn(ctx.residual_exprs(self.indices))
 
         def fn(params: Any, points: Any, inputs: Any, weights: Any) -> Any:
             residuals = field_fn(params, points, inputs, weights)
             return residual_statistics(residuals), [jnp.ravel(r) for r in residuals]
 
-        self.compile_fire_fn(ctx, f"residual_stats:{tuple(self.indices)}", fn)
-        compile_pool.settle(ctx, self)
+        return fn
 
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        stats, residuals = self.run_fire_fn(ctx)
+    def fire_key(self, ctx: Any) -> Any:
+        return ("residual_stats", tuple(self.indices))
+
+    def finish(self, out: Any, epoch: int) -> dict[str, Any]:
+        stats, residuals = out
         self.last_residuals = [np.asarray(r) for r in residuals]
         return {k: np.asarray(v) for k, v in stats.items()}
 

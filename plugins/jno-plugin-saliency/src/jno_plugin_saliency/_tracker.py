@@ -5,11 +5,10 @@ coordinate ``x``, ``u.d(x)`` measures how strongly the response at each point de
 input; ``jno.Jacobian(u, [x, y])`` gives the full input Jacobian ``(N, 2)``. This is the PINN
 analogue of the class-saliency map of Simonyan, Vedaldi & Zisserman (arXiv:1312.6034, Sec. 3).
 
-The expression is compiled once, in :meth:`InputSensitivity.prepare` (``on_solve_begin``),
-through the same expression compiler as the constraints (``ctx.expr_fn``, compiled on the
-background compile pool of :mod:`jno_core.compile_pool`);
-a fire is one warm kernel call and one device-to-host copy. The summary metrics are NumPy on
-the host.
+The expression is the tracker's device function (:meth:`InputSensitivity.fire_fn`, through the
+same expression compiler as the constraints, ``ctx.expr_fn``); the core compiles it when the
+solve starts and runs it once per chunk over the chunk's fires. The summary metrics are NumPy
+on the host.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.api import compile_pool
 from jno_core.api import expr as E
 from jno_core.api import node_key, trainable_key
 from jno_core.api import point_set
@@ -59,8 +57,6 @@ class InputSensitivity(Tracker):
 
     name = "input_sensitivity"
     result_keys = ("values",)
-    #: ``prepare`` compiles on :mod:`jno_core.compile_pool` (see ``compile_pool.settle``)
-    compiles_in_background = True
 
     def __init__(self, expr: Any, interval: int = 100) -> None:
         super().__init__(interval)
@@ -73,14 +69,13 @@ class InputSensitivity(Tracker):
         self.expr: E.Placeholder = E.as_expr(expr)
         #: shape of one fire's value (known after :meth:`prepare`)
         self.shape: tuple[int, ...] | None = None
-        self.pending: compile_pool.Pending | None = None
         self._keys: list[str] = []
         self._fixed: dict[str, Any] = {}
         self._points: list[str] = []
         self._extra_points: dict[str, jax.Array] = {}
 
-    def prepare(self, ctx: Any) -> None:
-        """Collect the trainables and point sets of ``expr`` and AOT-compile it."""
+    def fire_fn(self, ctx: Any) -> Any:
+        """``expr`` over the solver's parameters and points (and what it reads outside them)."""
         nodes = list(E.walk([self.expr]))
         trainables: dict[str, Any] = {}
         for n in nodes:
@@ -104,7 +99,7 @@ class InputSensitivity(Tracker):
             return f(p, pts, inputs, weights)[0]
 
         try:
-            out = self.compile_fire_fn(ctx, f"input_sensitivity:{node_key(self.expr)!r}", fn)
+            out = jax.eval_shape(fn, ctx.params, ctx.points, ctx.inputs, ctx.weights)
         except KeyError as exc:
             raise ValueError(
                 f"input_sensitivity could not compile {self.expr.describe()}: it refers to "
@@ -112,10 +107,13 @@ class InputSensitivity(Tracker):
                 "solver's networks, variables, parameters and weighting schemes."
             ) from exc
         self.shape = tuple(out.shape)
-        compile_pool.settle(ctx, self)
+        return fn
 
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        return {"values": np.asarray(self.run_fire_fn(ctx))}
+    def fire_key(self, ctx: Any) -> Any:
+        return ("input_sensitivity", node_key(self.expr))
+
+    def finish(self, out: Any, epoch: int) -> dict[str, Any]:
+        return {"values": np.asarray(out)}
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {f"explainability/saliency/{k}": v for k, v in saliency_summary(value["values"]).items()}

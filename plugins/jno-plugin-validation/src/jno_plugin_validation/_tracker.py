@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jno_core.api import compile_pool
 from jno_core.api import Domain, points_on
 from jno_core.api import Placeholder, as_expr
 from jno_core.api import Tracker
@@ -55,7 +54,6 @@ class Validation(Tracker):
 
     name = "validation"
     result_keys = ("l2_rel", "mae", "max_abs")
-    compiles_in_background = True
 
     def __init__(self, expr: Any, domain: Any, reference: Any, interval: int = 100, name: str = "val") -> None:
         super().__init__(interval)
@@ -89,10 +87,9 @@ class Validation(Tracker):
                 f"expected ({pts.shape[0]},) or ({pts.shape[0]}, k), one value (row) per test point."
             )
         self.reference = ref
-        self.pending = None
 
-    def prepare(self, ctx: Any) -> None:
-        """Compile the test-error function (test points and reference are its constants)."""
+    def fire_fn(self, ctx: Any) -> Any:
+        """The test-error function (test points and reference are its constants)."""
         field_fn = ctx.expr_fn([self.expr])
         test = {k: jnp.asarray(v) for k, v in self.test_points.items()}
         ref = jnp.asarray(self.reference)
@@ -107,11 +104,7 @@ class Validation(Tracker):
             (pred,) = field_fn(params, {**points, **test}, inputs, weights)
             return errors(pred, ref)
 
-        self.compile_fire_fn(ctx, f"validation:{id(self)}", fn)
-        compile_pool.settle(ctx, self)
-
-    def compute(self, ctx: Any, epoch: int) -> dict[str, Any]:
-        return {k: np.asarray(v) for k, v in self.run_fire_fn(ctx).items()}
+        return fn
 
     def metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         return {f"{self.prefix}/{k}": float(value[k]) for k in self.result_keys}
