@@ -13,8 +13,9 @@ Groups:
   ``points`` / ``current_inputs`` / ``weights`` / ``loss_fn`` / ``solving``;
 * plugin kinds: :class:`Tracker`, :class:`WeightingScheme` / :class:`WeightPlaceholder`,
   :class:`HostWeights` / :class:`HostWeightPlaceholder`;
-* background compilation for trackers: :mod:`compile_pool` (``compile_async``, ``settle``,
-  ``run_async``, ``drain``, ``Pending``);
+* background compilation for host-side (escape-hatch) trackers: :mod:`compile_pool`
+  (``compile_async``, ``drain``, ``Pending``; ``settle`` and ``run_async`` kept for earlier
+  trackers); trackers with a device function (``Tracker.fire_fn``) compile nothing themselves;
 * expressions, for trackers that read them: :mod:`expr` (node types, ``walk``),
   :func:`trainable_key`, :func:`node_key`, :class:`Env` + :func:`evaluate`,
   :func:`point_set`, :class:`TrainableParameter`, :func:`selected_leaves`;

@@ -144,6 +144,36 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
     return step
 
 
+def _run_until(step: Any, n_terms: int, points: Any, inputs: Any, log_every: jax.Array, c: Any,
+               stop: jax.Array) -> Any:
+    """Train steps from ``c = (i, state, buf, ok)`` until epoch index ``stop`` (or a
+    non-finite loss): the per-epoch loop, free of snapshot conditionals."""
+    def cond(ci: Any) -> jax.Array:
+        return (ci[0] < stop) & ci[3]
+
+    def body(ci: Any) -> Any:
+        i, s, b, _ = ci
+        s2, row = step(s, points, inputs, log_every)
+        ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
+        b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
+        # on a non-finite loss the loop stops; the host recomputes the state before that
+        # step by re-running the chunk (cheaper than selecting)
+        return i + 1, s2, b, ok
+
+    return jax.lax.while_loop(cond, body, c)
+
+
+def _take_snapshot(sn: Any, k: jax.Array, take: jax.Array, state: Any) -> Any:
+    """Slot ``k`` of the snapshot buffers ``sn`` set to ``state``'s parameters and scheme
+    states where ``take``."""
+    return jax.lax.cond(
+        take,
+        lambda x: jax.tree_util.tree_map(lambda buf_, v: buf_.at[k].set(v), x, (state[0], state[2])),
+        lambda x: x,
+        sn,
+    )
+
+
 def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
     """The chunk function ``chunk(state, points, inputs, n, log_every, snap_at) -> (state,
     rows (L, N + 3), epochs run, ok, snapshots, slots used)``: up to ``n`` train steps (stopping
@@ -164,53 +194,27 @@ def make_chunk(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
         # in one call, not in here (benchmarks/README.md: it slowed every epoch)
         snaps = jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + jnp.shape(x), jnp.result_type(x)),
                                        (state[0], state[2]))
-
         e0 = state[3]
 
-        def run_until(c: Any, stop: jax.Array) -> Any:
-            """Train steps from ``c = (i, state, buf, ok)`` until epoch index ``stop``
-            (or a non-finite loss): the per-epoch loop, free of snapshot conditionals."""
-            def cond(ci: Any) -> jax.Array:
-                return (ci[0] < stop) & ci[3]
-
-            def body(ci: Any) -> Any:
-                i, s, b, _ = ci
-                s2, row = step(s, points, inputs, log_every)
-                ok = jnp.all(jnp.isfinite(row[: n_terms + 1]))
-                b = jax.lax.dynamic_update_slice(b, row[None], (i, 0))
-                # on a non-finite loss the loop stops; the host recomputes the state
-                # before that step by re-running the chunk (cheaper than selecting)
-                return i + 1, s2, b, ok
-
-            return jax.lax.while_loop(cond, body, c)
-
-        def outer_cond(c: Any) -> jax.Array:
-            return (c[0] < n) & c[3]
-
         def outer_body(c: Any) -> Any:
-            # one segment: train up to the next snapshot epoch, then take the snapshot
-            # (and the gradient matrices) there
+            # one segment: train up to the next snapshot epoch, then take the snapshot there
             i, s, b, ok, sn, slot = c
             k = jnp.minimum(slot, K - 1)
             has = (slot < K) & (snap_at[k] >= 0)
             stop = jnp.where(has, jnp.clip(snap_at[k] - e0, 0, n), n)
-            i, s, b, ok = run_until((i, s, b, ok), stop)
+            i, s, b, ok = _run_until(step, n_terms, points, inputs, log_every, (i, s, b, ok), stop)
             take = has & ok & (s[3] == snap_at[k])
-            sn = jax.lax.cond(
-                take,
-                lambda x: jax.tree_util.tree_map(lambda buf_, v: buf_.at[k].set(v), x, (s[0], s[2])),
-                lambda x: x,
-                sn,
-            )
+            sn = _take_snapshot(sn, k, take, s)
             # a snapshot epoch outside (start, start + n) is skipped, never waited for
             skip = has & ok & ~take & (i < n)
             return i, s, b, ok, sn, slot + (take | skip).astype(jnp.int32)
 
         init = (jnp.int32(0), state, buf, jnp.bool_(True), snaps, jnp.int32(0))
-        i, s, b, ok, sn, slot = jax.lax.while_loop(outer_cond, outer_body, init)
+        i, s, b, ok, sn, slot = jax.lax.while_loop(lambda c: (c[0] < n) & c[3], outer_body, init)
         return s, b, i, ok, sn, slot
 
     return chunk
+
 
 def snapshot_slots(crux: Any) -> int:
     """How many parameter snapshots one chunk keeps for deferred fires: up to 8, within a

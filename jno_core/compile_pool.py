@@ -11,13 +11,13 @@ thunk emission, the warm-up call).
 
 :func:`compile_async` lowers ``fn`` on the calling thread (so tracing errors surface in the
 plugin that caused them) and hands the XLA compilation, plus one warm-up call, to a small
-thread pool; the next plugin traces while it compiles. :func:`drain` waits for every
-compilation started for a solve. A plugin calls :func:`settle` at the end of its
-``on_solve_begin``: it drains unless a plugin later in the ``on_solve_begin`` order also
-compiles in the background (declares ``compiles_in_background = True``), so every function is
-compiled and warmed up when ``on_solve_begin`` is over, and the first fire compiles nothing.
-:func:`run_async` runs a whole compile-and-warm-up step that goes through another API
-(``ctx.prepare_gradient_matrix``) on the pool the same way.
+thread pool; the next plugin traces while it compiles. The core prepares every tracker's
+device function this way (:func:`jno_core.fires.prepare_fire`) and calls :func:`drain` after
+``on_solve_begin``, so every function is compiled and warmed up before the first chunk and the
+first fire compiles nothing. Kept for trackers written against the previous release:
+:func:`settle` (drain at the end of a plugin's ``on_solve_begin`` unless a later plugin
+declares ``compiles_in_background = True``) and :func:`run_async` (a whole compile-and-warm-up
+step behind another API, on the pool the same way).
 
 The compiled programs are the same as with ``ctx.compile``, so results are bitwise the same;
 what changes is only when and on which thread they compile. The gain is bounded by the idle
@@ -44,7 +44,7 @@ import numpy as np
 
 from .errors import JnoPluginError
 
-__all__ = ["Pending", "compile_async", "run_async", "compile_lowered", "settle", "drain", "cache_key", "pool_size",
+__all__ = ["Pending", "compile_async", "run_async", "settle", "drain", "cache_key", "pool_size",
            "DEFAULT_COMPILER_OPTIONS"]
 
 _lock = threading.Lock()
@@ -55,8 +55,6 @@ _pending: "weakref.WeakKeyDictionary[Any, list[Pending]]" = weakref.WeakKeyDicti
 # solve context -> {key: Pending} of run_async jobs (one per key and solve)
 _jobs: "weakref.WeakKeyDictionary[Any, dict[Any, Pending]]" = weakref.WeakKeyDictionary()
 _UNSET = object()
-# compile_lowered's compilations not yet drained (the core's own, not a plugin's)
-_loose: "list[Pending]" = []
 
 #: XLA options of the executables compiled here unless the caller passes its own: backend
 #: optimisation level 1 (XLA's CPU default is 2). Diagnostics run once per ``interval``
@@ -233,11 +231,10 @@ def run_async(ctx: Any, key: Any, job: Callable[[], Any], *, owner: str = "plugi
 
 def drain(ctx: Any) -> None:
     """Wait for every compilation and job started for ``ctx`` by :func:`compile_async` and
-    :func:`run_async` (and those of :func:`compile_lowered`); raise the first failure (a :class:`~jno_core.errors.JnoPluginError`
-    naming its plugin). Idempotent; the core may call it after ``on_solve_begin``."""
+    :func:`run_async`; raise the first failure (a :class:`~jno_core.errors.JnoPluginError`
+    naming its plugin). Idempotent; the core calls it after ``on_solve_begin``."""
     with _lock:
-        todo = _pending.pop(ctx, []) + _loose
-        _loose.clear()
+        todo = _pending.pop(ctx, [])
     first: BaseException | None = None
     for p in todo:
         try:
@@ -269,48 +266,3 @@ def settle(ctx: Any, plugin: Any) -> None:
     ``on_solve_begin`` order declares ``compiles_in_background = True`` (it drains then)."""
     if not _later_background_compiler(plugin):
         drain(ctx)
-
-
-class _Deferred:
-    """An executable compiling on the pool (:func:`compile_lowered`): calling it waits for
-    the compilation (and its warm-up run), then calls the executable."""
-
-    __slots__ = ("pending", "_compiled")
-
-    def __init__(self, pending: Pending) -> None:
-        self.pending, self._compiled = pending, None
-
-    def __call__(self, *args: Any) -> Any:
-        compiled = self._compiled
-        if compiled is None:
-            compiled = self._compiled = self.pending.result()
-        return compiled(*args)
-
-
-def compile_lowered(lowered: Any, warm_args: tuple[Any, ...] | None, *, name: str = "function",
-                    compiler_options: dict[str, Any] | None = None) -> Callable[..., Any]:
-    """Compile an already lowered function (``jax.jit(f).lower(...)``) on the pool, plus one
-    warm-up call with ``warm_args``, and return a callable that waits for it on first use.
-    For the core's own per-solve executables needed only after the train chunk has run (the
-    snapshot slots' gradient matrices): they compile while the plugins prepare, and the next
-    :func:`drain` (of any solve) waits for them too."""
-
-    def job() -> Any:
-        compiled = lowered.compile(compiler_options=compiler_options) if compiler_options else lowered.compile()
-        if warm_args is not None:
-            jax.tree_util.tree_map(np.asarray, compiled(*warm_args))
-        return compiled
-
-    pool = _pool()
-    fut: Future = Future()
-    if pool is None:
-        try:
-            fut.set_result(job())
-        except Exception as exc:  # raised by the first call or drain
-            fut.set_exception(exc)
-    else:
-        fut = pool.submit(job)
-    pending = Pending(name, "jno core", None, fut)
-    with _lock:
-        _loose.append(pending)
-    return _Deferred(pending)

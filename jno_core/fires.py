@@ -94,7 +94,7 @@ def _over_slots(crux: Any, one: Callable[..., Any], out_info: Any) -> Callable[.
     def zeros(_: Any) -> Any:
         return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), out_info)
 
-    def batched(snap_params: Any, snap_wstates: Any, points: Any, inputs: Any, epochs: jax.Array,
+    def fire_slots(snap_params: Any, snap_wstates: Any, points: Any, inputs: Any, epochs: jax.Array,
                 wanted: jax.Array) -> Any:
         def slot(args: Any) -> Any:
             params, wstates, epoch, want = args
@@ -103,7 +103,7 @@ def _over_slots(crux: Any, one: Callable[..., Any], out_info: Any) -> Callable[.
 
         return jax.lax.map(slot, (snap_params, snap_wstates, epochs, wanted))
 
-    return batched
+    return fire_slots
 
 
 def prepare_fire(ctx: Any, tracker: Any, fn: Callable[..., Any], key: Hashable | None = None) -> Fire:
