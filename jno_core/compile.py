@@ -179,65 +179,34 @@ def evaluate(node: E.Placeholder, env: Env) -> jax.Array:
 
 
 def _evaluate(node: E.Placeholder, env: Env) -> jax.Array:
+    """Compute ``node``'s array under ``env`` (no memo lookup: :func:`evaluate` does that),
+    dispatching on the node's type; an extension node's own ``jno_evaluate`` comes first."""
     ext = getattr(node, "jno_evaluate", None)
     if ext is not None:
         return ext(env, evaluate)
     if isinstance(node, E.Constant):
         return jnp.asarray(node.value)
     if isinstance(node, E.Variable):
-        try:
-            pts = env.points[node.point_set]
-        except KeyError:
-            raise ShapeError(
-                f"no points for variable {node.name} of point set {node.point_set!r}; the "
-                f"solver knows {sorted(env.points)}."
-            ) from None
-        return pts[:, node.index]
+        return _variable(node, env)
     if isinstance(node, E.TrackerExpr) or type(node) is E.Placeholder:
         return evaluate(node.children[0], env)
     if isinstance(node, E.StopGradient):
         return jax.lax.stop_gradient(evaluate(node.children[0], env))
     if isinstance(node, E.Unary):
-        x = evaluate(node.children[0], env)
-        if node.op == "transpose":
-            return jnp.transpose(_view(x, node.children[0]))
-        return UNARY[node.op](x)
+        return _unary(node, env)
     if isinstance(node, E.Binary):
-        a, b = (evaluate(c, env) for c in node.children)
-        try:
-            if node.op == "matmul":
-                return jnp.matmul(_view(a, node.children[0]), _view(b, node.children[1]))
-            a, b = _align([a, b], node.children)
-            return BINARY[node.op](a, b)
-        except (TypeError, ValueError) as exc:
-            raise _shape_error(node, [a, b], exc) from exc
+        return _binary(node, env)
     if isinstance(node, E.Reduce):
         return _reduce(node, evaluate(node.children[0], env))
     if isinstance(node, E.Index):
-        x = evaluate(node.children[0], env)
-        try:
-            return x[node.key] if node.per_point else _view(x, node.children[0])[node.key]
-        except (IndexError, TypeError) as exc:
-            raise ShapeError(
-                f"index {node.key!r} does not fit an array of shape "
-                f"{tuple(_view(x, node.children[0]).shape)} [{exc}]."
-            ) from exc
+        return _index(node, env)
     if isinstance(node, E.Derivative):
         return _derivative(node, env)
     if isinstance(node, E.JacobianNode):
         parts = [evaluate(p, env) for p in node.parts]
         return jnp.stack(parts, axis=-1)
     if isinstance(node, E.Concat):
-        xs = [evaluate(c, env) for c in node.children]
-        if node.point_set is not None:
-            xs = [x[:, None] if (c.point_set is not None and x.ndim == 1) else x
-                  for x, c in zip(xs, node.children)]
-            n = xs[0].shape[0] if node.children[0].point_set is not None else None
-            xs = [x if c.point_set is not None else jnp.broadcast_to(x, (n,) + x.shape[-1:])
-                  for x, c in zip(xs, node.children)]
-        if isinstance(node, E.Stack):
-            return jnp.stack(xs, axis=node.axis)
-        return jnp.concatenate(xs, axis=node.axis)
+        return _concat(node, env)
     if isinstance(node, E.FunctionNode):
         return _function(node, env)
     if isinstance(node, E.NetworkCall):
@@ -249,6 +218,68 @@ def _evaluate(node: E.Placeholder, env: Env) -> jax.Array:
     if isinstance(node, TrainableParameter):
         return env.params[trainable_key(node)]
     raise TypeError(f"jno cannot evaluate expression node {type(node).__name__}.")
+
+
+def _variable(node: E.Variable, env: Env) -> jax.Array:
+    """The coordinate column ``(N,)`` of ``node`` in its point set's ``(N, D)`` array."""
+    try:
+        pts = env.points[node.point_set]
+    except KeyError:
+        raise ShapeError(
+            f"no points for variable {node.name} of point set {node.point_set!r}; the "
+            f"solver knows {sorted(env.points)}."
+        ) from None
+    return pts[:, node.index]
+
+
+def _unary(node: E.Unary, env: Env) -> jax.Array:
+    """An elementwise function of one operand, or ``transpose`` of its ``(B, N, ...)`` view."""
+    x = evaluate(node.children[0], env)
+    if node.op == "transpose":
+        return jnp.transpose(_view(x, node.children[0]))
+    return UNARY[node.op](x)
+
+
+def _binary(node: E.Binary, env: Env) -> jax.Array:
+    """An elementwise operator of two operands broadcast point by point (per-point shapes
+    right-aligned), or ``matmul`` of their ``(B, N, ...)`` views; incompatible shapes raise
+    :class:`ShapeError` naming them."""
+    a, b = (evaluate(c, env) for c in node.children)
+    try:
+        if node.op == "matmul":
+            return jnp.matmul(_view(a, node.children[0]), _view(b, node.children[1]))
+        a, b = _align([a, b], node.children)
+        return BINARY[node.op](a, b)
+    except (TypeError, ValueError) as exc:
+        raise _shape_error(node, [a, b], exc) from exc
+
+
+def _index(node: E.Index, env: Env) -> jax.Array:
+    """``x[key]``: per point (``u[..., 0]``) or on the ``(B, N, ...)`` view (mixes points)."""
+    x = evaluate(node.children[0], env)
+    try:
+        return x[node.key] if node.per_point else _view(x, node.children[0])[node.key]
+    except (IndexError, TypeError) as exc:
+        raise ShapeError(
+            f"index {node.key!r} does not fit an array of shape "
+            f"{tuple(_view(x, node.children[0]).shape)} [{exc}]."
+        ) from exc
+
+
+def _concat(node: E.Concat, env: Env) -> jax.Array:
+    """Concatenate (or, for :class:`~jno_core.expr.Stack`, stack) the operands along
+    ``node.axis``; in a field, ``(N,)`` operands become ``(N, 1)`` and globals are broadcast
+    to ``(N, ...)``."""
+    xs = [evaluate(c, env) for c in node.children]
+    if node.point_set is not None:
+        xs = [x[:, None] if (c.point_set is not None and x.ndim == 1) else x
+              for x, c in zip(xs, node.children)]
+        n = xs[0].shape[0] if node.children[0].point_set is not None else None
+        xs = [x if c.point_set is not None else jnp.broadcast_to(x, (n,) + x.shape[-1:])
+              for x, c in zip(xs, node.children)]
+    if isinstance(node, E.Stack):
+        return jnp.stack(xs, axis=node.axis)
+    return jnp.concatenate(xs, axis=node.axis)
 
 
 def _reduce(node: E.Reduce, x: jax.Array) -> jax.Array:

@@ -329,55 +329,86 @@ def replay(run_dir: str | Path, sink_name: str, *, checkpoints: bool = True, **o
     run = load_run(run_dir, sink_name, opts)
     own = (Path(run.dir) / CHECKPOINT_DIR).resolve()
     sink = entry.factory(run)
-    saver = getattr(sink, "save_checkpoint", None)
-    pending = [c for c in ckpts if saver is not None]
-    n_steps = n_ckpt = 0
+    delivery = _Delivery(sink, ckpts, own)
+    try:
+        n_steps = delivery.deliver(iter_batches(data))
+    finally:
+        _close_sink(sink)
+    return ReplaySummary(Path(run.dir), sink_name, n_steps, len(data), delivery.n_ckpt)
 
-    def _save_until(limit: float) -> None:
-        nonlocal n_ckpt
-        while pending and pending[0]["epoch"] <= limit:
-            c = pending.pop(0)
-            if not _inside(Path(c["path"]), own):
+
+class _Delivery:
+    """Sends one replay's steps and checkpoints into ``sink`` in order: metrics in batches of
+    up to :data:`REPLAY_BATCH` when the sink implements ``log_metrics_batch`` (else one
+    ``log_metrics`` call per step), each checkpoint after the metrics of its epoch.
+
+    :param sink: the sink built for the replayed run.
+    :param ckpts: ``read_checkpoints`` rows, by epoch (ignored when the sink has no
+        ``save_checkpoint``).
+    :param own: the run's resolved ``checkpoints/`` folder: rows naming a path outside it are
+        skipped with a warning.
+    """
+
+    def __init__(self, sink: Any, ckpts: list[dict[str, Any]], own: Path) -> None:
+        self.sink = sink
+        self.own = own
+        self.saver = getattr(sink, "save_checkpoint", None)
+        self.pending = [c for c in ckpts if self.saver is not None]
+        self.n_ckpt = 0
+        self.batch_fn = getattr(sink, "log_metrics_batch", None)
+        self.records: list[tuple[int, dict[str, Any]]] = []
+
+    def deliver(self, batches: Iterator[tuple[int, dict[str, Any]]]) -> int:
+        """Send every ``(step, metrics)`` of ``batches`` and then the remaining checkpoints;
+        returns the number of steps sent."""
+        n_steps = 0
+        for step, batch in batches:
+            if self.pending and self.pending[0]["epoch"] <= step - 1:
+                self._send()  # the checkpoint goes after the metrics up to its epoch
+                self._save_until(step - 1)
+            if self.batch_fn is None:
+                self.sink.log_metrics(step=step, metrics=batch)
+            else:
+                self.records.append((step, batch))
+                if len(self.records) >= REPLAY_BATCH:
+                    self._send()
+            n_steps += 1
+        self._send()
+        self._save_until(float("inf"))
+        return n_steps
+
+    def _send(self) -> None:
+        """Hand the buffered records to ``log_metrics_batch`` (nothing when none are)."""
+        if self.records:
+            self.batch_fn(records=list(self.records))
+            self.records.clear()
+
+    def _save_until(self, limit: float) -> None:
+        """Replay the pending checkpoints of epochs ``<= limit`` through ``save_checkpoint``,
+        skipping (with a ``RuntimeWarning`` pointing at :func:`replay`'s caller) rows outside
+        the run's own folder and directories that no longer exist."""
+        while self.pending and self.pending[0]["epoch"] <= limit:
+            c = self.pending.pop(0)
+            if not _inside(Path(c["path"]), self.own):
                 warnings.warn(
                     f"checkpoints.csv names {c['path']!r} for epoch {c['epoch']}, which is not a checkpoint directory "
-                    f"inside the run's own {own}; jno sync uploads only those, so it is skipped.",
-                    RuntimeWarning, stacklevel=3)
+                    f"inside the run's own {self.own}; jno sync uploads only those, so it is skipped.",
+                    RuntimeWarning, stacklevel=4)
                 continue
             if not Path(c["path"]).exists():
                 warnings.warn(f"checkpoint {c['path']} (epoch {c['epoch']}) no longer exists; not replayed.",
-                              RuntimeWarning, stacklevel=3)
+                              RuntimeWarning, stacklevel=4)
                 continue
-            saver(path=c["path"], epoch=c["epoch"], metadata=c["metadata"])
-            n_ckpt += 1
+            self.saver(path=c["path"], epoch=c["epoch"], metadata=c["metadata"])
+            self.n_ckpt += 1
 
-    batch_fn = getattr(sink, "log_metrics_batch", None)
-    records: list[tuple[int, dict[str, Any]]] = []
 
-    def _send() -> None:
-        if records:
-            batch_fn(records=list(records))
-            records.clear()
-
-    try:
-        for step, batch in iter_batches(data):
-            if pending and pending[0]["epoch"] <= step - 1:
-                _send()  # the checkpoint goes after the metrics up to its epoch
-                _save_until(step - 1)
-            if batch_fn is None:
-                sink.log_metrics(step=step, metrics=batch)
-            else:
-                records.append((step, batch))
-                if len(records) >= REPLAY_BATCH:
-                    _send()
-            n_steps += 1
-        _send()
-        _save_until(float("inf"))
-    finally:
-        for method in ("flush_metrics", "close_run"):
-            fn = getattr(sink, method, None)
-            if fn is not None:
-                fn()
-    return ReplaySummary(Path(run.dir), sink_name, n_steps, len(data), n_ckpt)
+def _close_sink(sink: Any) -> None:
+    """Call the sink's ``flush_metrics`` and ``close_run``, those it implements."""
+    for method in ("flush_metrics", "close_run"):
+        fn = getattr(sink, method, None)
+        if fn is not None:
+            fn()
 
 
 # ---------------------------------------------------------------------------- CLI

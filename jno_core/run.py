@@ -14,7 +14,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
@@ -185,29 +185,69 @@ def setup(
         closes (default: ``JNO_REPORT``, else ``report`` in ``jno.toml``, else off).
     :returns: the run directory as a :class:`RunPath` (a ``str``).
     """
-    from .sinkconfig import resolve_report, resolve_sinks
-    from .sweep._trial import deep_merge, take_trial
+    from .sweep._trial import take_trial
 
     global _current
-    with _lock:
-        if _current is not None:
-            _current.close()
-            _current = None
+    _close_current()
     if strict is not None:
         plugins.set_strict(strict)
     script = str(Path(file).resolve()) if file else None
     stem = Path(file).stem if file else "jno"
     base = Path(root) if root is not None else Path.cwd() / "runs"
     trial = take_trial()
+    user = _user_config(config, trial)
+    names, options, want_report = _outputs(sinks, wandb, tensorboard, stem, report)
+    run_dir, run_name, created = _run_folder(trial, base, stem, name)
+    run = _open_locked(run_dir, created, lambda: _open_run(
+        run_dir, run_name, script, stem, names, options, seed, user, progress, trial, want_report))
+    with _lock:
+        _current = run
+    out = RunPath(str(run.dir))
+    out.run = run
+    out.config = RunConfig(user)
+    return out
+
+
+def _close_current() -> None:
+    """Close the run the previous :func:`setup` opened, if any (one run at a time)."""
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.close()
+            _current = None
+
+
+def _user_config(config: Mapping[str, Any] | None, trial: Any) -> dict[str, Any]:
+    """The run's hyperparameters: ``config``'s defaults, overridden by a sweep trial's values
+    when an agent runs the script (``trial`` not None)."""
+    from .sweep._trial import deep_merge
+
     user = dict(config or {})
     if trial is not None:  # run by a sweep agent: the trial's values
         user = deep_merge(user, trial.params)
+    return user
+
+
+def _outputs(sinks: Sequence[str] | str | None, wandb: bool | Mapping[str, Any] | None,
+             tensorboard: bool | Mapping[str, Any] | None, stem: str,
+             report: bool | None) -> tuple[list[str], dict[str, Any], bool]:
+    """``(sink names, sink options, write report.html)`` from :func:`setup`'s arguments and
+    the configuration (:mod:`jno_core.sinkconfig`); a report that cannot be written fails
+    here, before the run directory exists, not after training."""
+    from .sinkconfig import resolve_report, resolve_sinks
+
     names, options = resolve_sinks(sinks=sinks, wandb=wandb, tensorboard=tensorboard, project=stem)
     want_report = resolve_report(report)
     if want_report:  # fail before the run directory exists, not after training
         from .report._hook import check_report_possible
 
         check_report_possible(names)
+    return names, options, want_report
+
+
+def _run_folder(trial: Any, base: Path, stem: str, name: str | None) -> tuple[Path, str, bool]:
+    """``(run directory, run name, created)``: a sweep trial's own folder, else a new
+    ``<base>/<stem>/<name or timestamp>``; ``created`` says whether this call made it."""
     if trial is not None:  # the trial's folder
         run_dir, run_name = Path(trial.run_dir), trial.name
         created = not run_dir.exists()
@@ -216,6 +256,13 @@ def setup(
         # atomic: a new timestamped directory per process; a named one is locked (jno_core.rundir)
         run_dir, created = make_run_dir(base, stem, name, _timestamp())
         run_name = run_dir.name
+    return run_dir, run_name, created
+
+
+def _open_locked(run_dir: Path, created: bool, open_run: Callable[[], Run]) -> Run:
+    """Lock ``run_dir`` (:class:`~jno_core.rundir.RunLock`) and open the run with
+    ``open_run()``, holding the lock in ``run.lock``. A failure leaves no stray run directory
+    (when this setup ``created`` it) nor a half-opened run, and re-raises."""
     try:
         lock = RunLock(run_dir)
     except BaseException:
@@ -224,7 +271,7 @@ def setup(
         raise
     run: Run | None = None
     try:
-        run = _open_run(run_dir, run_name, script, stem, names, options, seed, user, progress, trial, want_report)
+        run = open_run()
         run.lock = lock
     except BaseException:
         # a failed setup leaves no stray run directory (nor a half-opened run)
@@ -234,43 +281,19 @@ def setup(
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    with _lock:
-        _current = run
-    out = RunPath(str(run.dir))
-    out.run = run
-    out.config = RunConfig(user)
-    return out
+    return run
 
 
 def _open_run(run_dir: Path, run_name: str, script: str | None, stem: str, names: list[str], options: dict[str, Any],
               seed: int, user: dict[str, Any], progress: bool | None, trial: Any, want_report: bool) -> Run:
     """Write ``config.json`` into ``run_dir`` and open the sinks ``names`` (and, for a sweep
     trial, its reporter)."""
-    from .sweep._trial import TrialReporter
-
     import jax
 
     if jax.process_index() != 0:
         # multi-host (jax.distributed): only process 0 opens sinks, so no metric is duplicated
         names = []
-
-    cfg: dict[str, Any] = {
-        "script": script,
-        "argv": list(sys.argv),
-        "name": run_name,
-        "project": stem,
-        "run_dir": str(run_dir.resolve()),
-        "created": _dt.datetime.now().isoformat(),
-        "seed": seed,
-        "versions": package_versions(),
-        "platform": platform.platform(),
-        "devices": [str(d) for d in jax.devices()],
-        "compilation_cache": compile_cache.describe(),
-        "sinks": names,
-        "sink_options": {k: v for k, v in options.items()},
-        "user": user,
-        "solves": [],
-    }
+    cfg = _run_config(run_dir, run_name, script, stem, names, options, seed, user)
     if trial is not None:
         cfg["sweep"] = {**trial.entry, "metric": trial.metric}
     run = Run(
@@ -287,21 +310,55 @@ def _open_run(run_dir: Path, run_name: str, script: str | None, stem: str, names
     run.write_config()
     run.bus = MetricsBus(strict=run.strict)
     try:
-        for sink_name in names:
-            entry = plugins.lookup("sinks", sink_name, namespace="sink")
-            sink = entry.factory(run)
-            plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
-            run.sinks.append(sink)
-            run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
-        if trial is not None:  # the sweep sees the metric and can stop a pruned trial's solve
-            reporter = TrialReporter(trial, run.dir)
-            plugins.register_plugin(reporter, name=f"sweep:{trial.name}:{id(reporter)}")
-            run.sinks.append(reporter)
-            run.bus.add_sink(reporter, label="sweep reporter")
+        _attach_sinks(run, names, trial)
     except BaseException:
         run.close()
         raise
     return run
+
+
+def _run_config(run_dir: Path, run_name: str, script: str | None, stem: str, names: list[str],
+                options: dict[str, Any], seed: int, user: dict[str, Any]) -> dict[str, Any]:
+    """The ``config.json`` contents of a new run: where and how it runs (script, argv,
+    versions, platform, devices, compilation cache), its sinks and the user's config."""
+    import jax
+
+    return {
+        "script": script,
+        "argv": list(sys.argv),
+        "name": run_name,
+        "project": stem,
+        "run_dir": str(run_dir.resolve()),
+        "created": _dt.datetime.now().isoformat(),
+        "seed": seed,
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "devices": [str(d) for d in jax.devices()],
+        "compilation_cache": compile_cache.describe(),
+        "sinks": names,
+        "sink_options": {k: v for k, v in options.items()},
+        "user": user,
+        "solves": [],
+    }
+
+
+def _attach_sinks(run: Run, names: list[str], trial: Any) -> None:
+    """Build the sinks ``names`` for ``run``, register each as a plugin and add it to the
+    run's metrics bus; for a sweep trial, also its reporter (the sweep sees the metric and
+    can stop a pruned trial's solve)."""
+    from .sweep._trial import TrialReporter
+
+    for sink_name in names:
+        entry = plugins.lookup("sinks", sink_name, namespace="sink")
+        sink = entry.factory(run)
+        plugins.register_plugin(sink, name=f"sink:{sink_name}:{id(sink)}")
+        run.sinks.append(sink)
+        run.bus.add_sink(sink, label=f"{sink_name} ({entry.plugin})")
+    if trial is not None:  # the sweep sees the metric and can stop a pruned trial's solve
+        reporter = TrialReporter(trial, run.dir)
+        plugins.register_plugin(reporter, name=f"sweep:{trial.name}:{id(reporter)}")
+        run.sinks.append(reporter)
+        run.bus.add_sink(reporter, label="sweep reporter")
 
 
 def current_run() -> Run | None:

@@ -219,6 +219,8 @@ def test_sync_uploads_only_the_runs_own_checkpoints(tmp_path: Path) -> None:
         s = replay(d, "uploader")
     assert _Uploader.seen == [str(own)] and s.checkpoints == 1
     assert len([w for w in rec if "inside the run's own" in str(w.message)]) == 2
+    # the warnings point at the line that called replay, not inside jno
+    assert {w.filename for w in rec if "inside the run's own" in str(w.message)} == {__file__}
 
 
 def test_sync_twice_into_tensorboard_does_not_double_the_events(tmp_path: Path) -> None:

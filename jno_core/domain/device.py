@@ -67,6 +67,16 @@ def device_sampler(domain: Any, tag: str, n: int, *, pool_size: int | None = Non
         ``max(16 n, 65536)``).
     :param pool_seed: seed of the host draw of that pool.
     """
+    shape, time, n = _checked(domain, tag, n)
+    space, pool = _space_sampler(shape, n, pool_size, pool_seed)
+    sample = _with_time(space, time, tag, n)
+    sample.pool = pool  # type: ignore[attr-defined]  # the host pool (None: exact per-shape map)
+    return sample
+
+
+def _checked(domain: Any, tag: str, n: Any) -> tuple[Any, Any, int]:
+    """``(shape, time or None, n)`` of a :func:`device_sampler` call, or a ``ValueError``
+    saying which argument is not what it expects and what to pass instead."""
     shape = getattr(domain, "shape", None)
     if shape is None:
         raise ValueError(
@@ -84,16 +94,23 @@ def device_sampler(domain: Any, tag: str, n: int, *, pool_size: int | None = Non
         raise ValueError("device_sampler: tag 'initial' needs a time-dependent domain (time=(t0, t1, nt)).")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise ValueError(f"device_sampler: n must be a positive integer number of points, received {n!r}.")
-    n = int(n)
+    return shape, time, int(n)
+
+
+def _space_sampler(shape: Any, n: int, pool_size: int | None,
+                   pool_seed: int) -> tuple[Callable[[jax.Array], jax.Array], np.ndarray | None]:
+    """``(space, pool)``: ``space(key) -> (n, d)`` uniform points of ``shape`` (exact map for
+    intervals, rectangles, boxes and disks; ``n`` distinct points of a host-drawn candidate
+    pool otherwise, ``pool`` being that ``(m, d)`` pool, else ``None``)."""
     d = shape.dim
-    pool = None
     if isinstance(shape, (Interval, Rectangle, Box)):
         lo = jnp.asarray(shape.lo, jnp.float32)
         span = jnp.asarray(shape.hi - shape.lo, jnp.float32)
 
         def space(key: jax.Array) -> jax.Array:
             return lo + span * jax.random.uniform(key, (n, d), jnp.float32)
-    elif isinstance(shape, Disk):
+        return space, None
+    if isinstance(shape, Disk):
         center = jnp.asarray(shape.center, jnp.float32)
         radius = float(shape.radius)
 
@@ -102,29 +119,33 @@ def device_sampler(domain: Any, tag: str, n: int, *, pool_size: int | None = Non
             r = radius * jnp.sqrt(u[:, 0])
             phi = 2 * jnp.pi * u[:, 1]
             return center + jnp.stack([r * jnp.cos(phi), r * jnp.sin(phi)], axis=1)
-    else:
-        m = max(16 * n, DEFAULT_POOL) if pool_size is None else int(pool_size)
-        if m < n:
-            raise ValueError(f"device_sampler: pool_size={m} is smaller than n={n}; pass pool_size >= n.")
-        pool = _host_pool(shape, m, pool_seed)
+        return space, None
+    m = max(16 * n, DEFAULT_POOL) if pool_size is None else int(pool_size)
+    if m < n:
+        raise ValueError(f"device_sampler: pool_size={m} is smaller than n={n}; pass pool_size >= n.")
+    pool = _host_pool(shape, m, pool_seed)
 
-        def space(key: jax.Array) -> jax.Array:
-            idx = jax.random.choice(key, m, (n,), replace=False)
-            return jnp.asarray(pool)[idx]
+    def space(key: jax.Array) -> jax.Array:
+        idx = jax.random.choice(key, m, (n,), replace=False)
+        return jnp.asarray(pool)[idx]
+    return space, pool
 
+
+def _with_time(space: Callable[[jax.Array], jax.Array], time: Any, tag: str,
+               n: int) -> Callable[[jax.Array], jax.Array]:
+    """``sample(key) -> (n, C)`` float32: ``space``'s points, with a time column appended for
+    a time domain (uniform in ``[t0, t1]`` for ``"interior"``, ``t0`` for ``"initial"``)."""
     if time is None:
         def sample(key: jax.Array) -> jax.Array:
             return space(key).astype(jnp.float32)
-    else:
-        t0, t1 = float(time.t0), float(time.t1)
+        return sample
+    t0, t1 = float(time.t0), float(time.t1)
 
-        def sample(key: jax.Array) -> jax.Array:
-            ks, kt = jax.random.split(key)
-            if tag == "initial":
-                t = jnp.full((n, 1), t0, jnp.float32)
-            else:
-                t = t0 + (t1 - t0) * jax.random.uniform(kt, (n, 1), jnp.float32)
-            return jnp.concatenate([space(ks), t], axis=1).astype(jnp.float32)
-
-    sample.pool = pool  # type: ignore[attr-defined]  # the host pool (None: exact per-shape map)
+    def sample(key: jax.Array) -> jax.Array:
+        ks, kt = jax.random.split(key)
+        if tag == "initial":
+            t = jnp.full((n, 1), t0, jnp.float32)
+        else:
+            t = t0 + (t1 - t0) * jax.random.uniform(kt, (n, 1), jnp.float32)
+        return jnp.concatenate([space(ks), t], axis=1).astype(jnp.float32)
     return sample

@@ -100,6 +100,11 @@ class TrialOutcome:
     config: dict[str, Any]
 
 
+def _to_stderr(msg: str) -> None:
+    """The default progress log: a line on stderr, flushed."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 def _update_entry(run_dir: Path, **entries: Any) -> None:
     """Update the ``"sweep"`` entry of ``run_dir/config.json`` (the copy readable without jno)."""
     f = run_dir / "config.json"
@@ -156,7 +161,7 @@ class Agent:
         self.heartbeat = float(heartbeat)
         self.grace = float(grace) if grace is not None else max(60.0, 4 * self.heartbeat)
         self.kill_grace = float(kill_grace)
-        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.log = log or _to_stderr
         self.outcomes: list[TrialOutcome] = []
         self.interrupted = False
         self._storage = sweep.storage()
@@ -288,9 +293,22 @@ class Agent:
 
     def run_trial(self, trial: Any) -> TrialOutcome:
         """Run one claimed trial to its end and tell Optuna."""
-        import optuna
+        values, name, run_dir = self._prepare(trial)
+        t0 = time.perf_counter()
+        reader = MetricReader(run_dir / METRIC_FILE)
+        since = time.monotonic()
+        runner = self._start(trial, name, run_dir, values)
+        w = self._watch(trial, runner, reader, run_dir, since)
+        seconds = time.perf_counter() - t0
+        rc, crash = runner.result()
+        state, value, error = _verdict(self.sweep.config.metric, w, rc, crash, reader.keys, run_dir)
+        return self._conclude(trial, name, run_dir, values, (state, value, error), seconds, w.interrupted)
 
-        TS = optuna.trial.TrialState
+    def _prepare(self, trial: Any) -> tuple[dict[str, Any], str, Path]:
+        """Draw ``trial``'s values (seeding the sampler per trial when the sweep has a
+        ``seed``), make its run directory with a ``config.json`` saying it runs (a stale metric
+        or prune file removed) and record it in the trial's user attributes; returns
+        ``(values, name, run directory)``."""
         cfg = self.sweep.config
         if cfg.seed is not None:
             self._study.sampler = make_sampler(cfg, trial_seed(cfg.seed, trial.number))
@@ -305,60 +323,56 @@ class Agent:
         for k, v in (("jno:config", values), ("jno:run_dir", str(run_dir)), ("jno:heartbeat", time.time())):
             trial.set_user_attr(k, v)
         self.log(f"[jno sweep {self.sweep.id}] {name} started: {json.dumps(values)}")
-        t0 = time.perf_counter()
-        reader = MetricReader(run_dir / METRIC_FILE)
-        logged: list[tuple[int, float]] = []
-        pruned: str | None = None
-        interrupted = False
+        return values, name, run_dir
+
+    def _watch(self, trial: Any, runner: "ProcessRunner | FunctionRunner", reader: MetricReader, run_dir: Path,
+               last_hb: float) -> "_Watch":
+        """Poll the running trial every 50 ms until it ends: take the values it logs
+        (:meth:`_take_values`), interrupt it once the agent is stopped (kill it on ``kill`` or
+        ``kill_grace`` seconds later) and write a heartbeat every ``heartbeat`` seconds
+        (``last_hb``: ``time.monotonic()`` of the last one)."""
+        w = _Watch()
         t_int = 0.0
-        last_hb = time.monotonic()
-        runner = self._start(trial, name, run_dir, values)
         while True:
             done = runner.done()
-            for step, v in reader.read():
-                logged.append((step, v))
-                if math.isfinite(v) and pruned is None and not interrupted:
-                    trial.report(v, len(logged))
-                    if cfg.hyperband is not None and trial.should_prune():
-                        pruned = (f"pruned by hyperband after {len(logged)} values of {cfg.metric['name']} "
-                                  f"(last {v:.6g} at step {step})")
-                        (run_dir / PRUNE_FILE).write_text(pruned)
+            self._take_values(trial, reader, w, run_dir)
             if done:
-                break
-            if (self.stop.is_set() or self.kill.is_set()) and not interrupted:
-                interrupted, t_int = True, time.monotonic()
+                return w
+            if (self.stop.is_set() or self.kill.is_set()) and not w.interrupted:
+                w.interrupted, t_int = True, time.monotonic()
                 runner.interrupt()
-            if interrupted and (self.kill.is_set() or time.monotonic() - t_int > self.kill_grace):
+            if w.interrupted and (self.kill.is_set() or time.monotonic() - t_int > self.kill_grace):
                 runner.kill()
             if time.monotonic() - last_hb >= self.heartbeat:
                 trial.set_user_attr("jno:heartbeat", time.time())
                 last_hb = time.monotonic()
             self.stop.wait(0.05) if not self.stop.is_set() else time.sleep(0.05)
-        seconds = time.perf_counter() - t0
-        rc, crash = runner.result()
-        vals = [v for _, v in logged]
-        finite = [v for v in vals if math.isfinite(v)]
-        metric, goal = cfg.metric["name"], cfg.metric["goal"]
-        value: float | None
-        if cfg.metric["summary"] == "best":
-            value = (max(finite) if goal == "maximize" else min(finite)) if finite else (vals[-1] if vals else None)
-        else:
-            value = vals[-1] if vals else None
-        error = None
-        if interrupted:
-            state, error = "failed", "interrupted (the agent was stopped)"
-        elif pruned is not None:
-            state = "pruned"
-        elif rc != 0:
-            state, error = "failed", f"the trial exited with status {rc}:\n{crash or tail(run_dir / OUTPUT_FILE)}"
-        elif not vals:
-            seen = ", ".join(reader.keys or []) or "nothing"
-            state, error = "failed", (f"the trial never logged the metric {metric!r} (it logged: {seen}). Log it "
-                                      f"during training or with jno.log({{{metric!r}: value}}).")
-        elif value is None or not math.isfinite(value):
-            state, error = "failed", f"the metric {metric!r} is {value} (non-finite) at the end of the trial"
-        else:
-            state = "complete"
+
+    def _take_values(self, trial: Any, reader: MetricReader, w: "_Watch", run_dir: Path) -> None:
+        """Append the metric values logged since the last call to ``w.logged`` and report
+        each finite one to Optuna (``trial.report(value, n)``) while the trial is neither
+        pruned nor interrupted; when hyperband prunes it, record why and write the prune
+        file the trial's solve stops at."""
+        cfg = self.sweep.config
+        for step, v in reader.read():
+            w.logged.append((step, v))
+            if math.isfinite(v) and w.pruned is None and not w.interrupted:
+                trial.report(v, len(w.logged))
+                if cfg.hyperband is not None and trial.should_prune():
+                    w.pruned = (f"pruned by hyperband after {len(w.logged)} values of {cfg.metric['name']} "
+                                f"(last {v:.6g} at step {step})")
+                    (run_dir / PRUNE_FILE).write_text(w.pruned)
+
+    def _conclude(self, trial: Any, name: str, run_dir: Path, values: dict[str, Any],
+                  verdict: tuple[str, float | None, str | None], seconds: float,
+                  interrupted: bool) -> TrialOutcome:
+        """Tell Optuna the trial's ``verdict`` ``(state, value, error)``, re-queue an
+        interrupted trial, update its ``config.json`` and log a line; returns its outcome."""
+        import optuna
+
+        TS = optuna.trial.TrialState
+        state, value, error = verdict
+        metric = self.sweep.config.metric["name"]
         if error is not None:
             trial.set_user_attr("jno:error", error[-_TAIL_CHARS:])
         trial.set_user_attr("jno:seconds", seconds)
@@ -389,6 +403,52 @@ class Agent:
         return ProcessRunner(cmd, env, run_dir / OUTPUT_FILE)
 
 
+@attrs.define
+class _Watch:
+    """What an agent saw while its trial ran: the ``(step, value)`` pairs of the metric it
+    logged, why hyperband pruned it (None: not pruned) and whether the agent interrupted it."""
+
+    logged: list[tuple[int, float]] = attrs.field(factory=list)
+    pruned: str | None = None
+    interrupted: bool = False
+
+
+def _verdict(metric: dict[str, Any], w: _Watch, rc: int, crash: str | None, keys: Sequence[str] | None,
+             run_dir: Path) -> tuple[str, float | None, str | None]:
+    """``(state, value, error)`` of a finished trial: ``state`` ``complete``, ``pruned`` or
+    ``failed`` (interrupted, non-zero exit ``rc`` -- with ``crash`` or the tail of its
+    ``output.log`` --, the metric never logged or non-finite); ``value`` the last logged value
+    (``summary: last``) or the best finite one per ``goal`` (``best``).
+
+    :param metric: the sweep's ``metric`` entry (``name``, ``goal``, ``summary``).
+    :param keys: the keys the trial logged (named when it never logged the metric).
+    """
+    vals = [v for _, v in w.logged]
+    finite = [v for v in vals if math.isfinite(v)]
+    name, goal = metric["name"], metric["goal"]
+    value: float | None
+    if metric["summary"] == "best":
+        value = (max(finite) if goal == "maximize" else min(finite)) if finite else (vals[-1] if vals else None)
+    else:
+        value = vals[-1] if vals else None
+    error = None
+    if w.interrupted:
+        state, error = "failed", "interrupted (the agent was stopped)"
+    elif w.pruned is not None:
+        state = "pruned"
+    elif rc != 0:
+        state, error = "failed", f"the trial exited with status {rc}:\n{crash or tail(run_dir / OUTPUT_FILE)}"
+    elif not vals:
+        seen = ", ".join(keys or []) or "nothing"
+        state, error = "failed", (f"the trial never logged the metric {name!r} (it logged: {seen}). Log it "
+                                  f"during training or with jno.log({{{name!r}: value}}).")
+    elif value is None or not math.isfinite(value):
+        state, error = "failed", f"the metric {name!r} is {value} (non-finite) at the end of the trial"
+    else:
+        state = "complete"
+    return state, value, error
+
+
 class _Frozen:
     """The bits of a trial :meth:`Agent._requeue` reads (number, params, user attributes)."""
 
@@ -406,58 +466,78 @@ def run_agents(sweep: Sweep, command: Sequence[str] | None = None, *, workers: i
     ``sweep`` until it is exhausted or ``count`` trials ran in total. Ctrl-C (SIGINT) or
     SIGTERM stops them cleanly: running trials are interrupted and re-queued (a second Ctrl-C
     kills them at once). Returns the outcomes and whether it was interrupted."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
-        raise ConfigError(f"--workers must be a positive integer, received {workers!r}.")
-    if function is not None and workers != 1:
-        raise ConfigError("a function sweep runs in this process, one trial at a time: use workers=1 "
-                          "(or a command, which runs each trial in its own process).")
+    _check_workers(workers, function)
     budget, stop, kill = Budget(count), threading.Event(), threading.Event()
     agents = [Agent(sweep, command, function=function, budget=budget, stop=stop, kill=kill, heartbeat=heartbeat,
                     grace=grace, log=log) for _ in range(workers)]
     errors: list[BaseException] = []
     finished = threading.Semaphore(0)
-
-    def work(a: Agent) -> None:
-        try:
-            a.run()
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller
-            errors.append(exc)
-            stop.set()
-        finally:
-            finished.release()
-
-    threads = [threading.Thread(target=work, args=(a,), name=f"jno-sweep-agent-{i}", daemon=True)
+    threads = [threading.Thread(target=_work, args=(a, errors, finished), name=f"jno-sweep-agent-{i}", daemon=True)
                for i, a in enumerate(agents)]
     old = None
     main = threading.current_thread() is threading.main_thread()
     if handle_signals and main:
-        def on_term(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt
-
-        old = signal.signal(signal.SIGTERM, on_term)
+        old = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     try:
         for t in threads:
             t.start()
-        # wait on a semaphore, not Thread.join: a KeyboardInterrupt inside join() can leave
-        # the thread looking finished while it still runs (CPython gh-90882)
-        left = len(threads)
-        while left:
-            try:
-                if finished.acquire(timeout=0.2):
-                    left -= 1
-            except KeyboardInterrupt:
-                if interrupted:
-                    kill.set()
-                    continue
-                interrupted = True
-                stop.set()
-                (log or (lambda m: print(m, file=sys.stderr, flush=True)))(
-                    f"[jno sweep {sweep.id}] stopping: interrupting the running trial(s), which are re-queued "
-                    "(Ctrl-C again to kill them now). Resume with `jno sweep agent`.")
+        interrupted = _wait(finished, len(threads), stop, kill, log or _to_stderr, sweep.id)
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
     if errors:
         raise errors[0]
     return [o for a in agents for o in a.outcomes], interrupted
+
+
+def _check_workers(workers: Any, function: Callable[[], Any] | None) -> None:
+    """Raise :class:`ConfigError` unless ``workers`` is a positive integer (1 for a
+    function sweep, which runs in this process)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
+        raise ConfigError(f"--workers must be a positive integer, received {workers!r}.")
+    if function is not None and workers != 1:
+        raise ConfigError("a function sweep runs in this process, one trial at a time: use workers=1 "
+                          "(or a command, which runs each trial in its own process).")
+
+
+def _work(a: Agent, errors: list[BaseException], finished: threading.Semaphore) -> None:
+    """An agent thread's body: run ``a``; an error is kept in ``errors`` for the caller and
+    stops the other agents; ``finished`` is released when it ends, however it ends."""
+    try:
+        a.run()
+    except BaseException as exc:  # noqa: BLE001 - reported by the caller
+        errors.append(exc)
+        a.stop.set()
+    finally:
+        finished.release()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler: stop like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def _wait(finished: threading.Semaphore, n: int, stop: threading.Event, kill: threading.Event,
+          log: Callable[[str], None], sweep_id: str) -> bool:
+    """Wait until ``n`` agent threads released ``finished``. The first Ctrl-C sets ``stop``
+    (running trials are interrupted and re-queued) and says so through ``log``; a second sets
+    ``kill``. Returns whether it was interrupted.
+
+    Waits on a semaphore, not ``Thread.join``: a ``KeyboardInterrupt`` inside ``join()`` can
+    leave the thread looking finished while it still runs (CPython gh-90882)."""
+    interrupted = False
+    left = n
+    while left:
+        try:
+            if finished.acquire(timeout=0.2):
+                left -= 1
+        except KeyboardInterrupt:
+            if interrupted:
+                kill.set()
+                continue
+            interrupted = True
+            stop.set()
+            log(f"[jno sweep {sweep_id}] stopping: interrupting the running trial(s), which are re-queued "
+                "(Ctrl-C again to kill them now). Resume with `jno sweep agent`.")
+    return interrupted

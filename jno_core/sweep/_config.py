@@ -174,6 +174,9 @@ def _check_keys(where: str, given: Mapping[str, Any], valid: tuple[str, ...]) ->
 
 
 def _parse_param(path: tuple[str, ...], spec: Any) -> list[Param]:
+    """The parameter leaves of ``spec`` at ``path``: one :class:`Param` for a leaf (its
+    distribution given or inferred, its settings checked, defaults filled in), or those of a
+    nested ``parameters:`` group."""
     where = f"parameters.{'.'.join(path)}"
     if not isinstance(spec, Mapping):
         raise _fail(where, f"expected a mapping such as {{values: [1, 2]}} or {{value: 3}}, received {spec!r}.")
@@ -181,6 +184,20 @@ def _parse_param(path: tuple[str, ...], spec: Any) -> list[Param]:
         _check_keys(where, spec, ("parameters",))
         return _parse_params(spec["parameters"], path)
     _check_keys(where, spec, PARAM_KEYS + ("parameters",))
+    dist = _distribution(where, spec)
+    s = {k: spec[k] for k in spec if k != "distribution"}
+    _check_numbers(where, dist, s)
+    if "min" in s:
+        _check_range(where, dist, s)
+    if dist == "categorical":
+        _check_categorical(where, s)
+    return [Param(path, dist, s)]
+
+
+def _distribution(where: str, spec: Mapping[str, Any]) -> str:
+    """The distribution of the leaf ``spec`` (given, or inferred from ``value``, ``values``
+    or ``min``/``max``), checked to be one jno sweeps support with exactly the keys it
+    needs and may take."""
     dist = spec.get("distribution")
     if dist is None:
         if "value" in spec:
@@ -205,7 +222,13 @@ def _parse_param(path: tuple[str, ...], spec: Any) -> list[Param]:
     missing = [k for k in need if k not in spec]
     if missing:
         raise _fail(where, f"distribution {dist!r} needs {list(need)}, missing {missing}.")
-    s = {k: spec[k] for k in spec if k != "distribution"}
+    return dist
+
+
+def _check_numbers(where: str, dist: str, s: dict[str, Any]) -> None:
+    """Check that ``min``, ``max``, ``mu``, ``sigma`` and ``q`` are numbers, and fill in
+    (and check) ``mu = 0``, ``sigma = 1`` for the normal families and ``q = 1`` for the
+    quantised ones (``s`` is updated in place)."""
     for k in ("min", "max", "mu", "sigma", "q"):
         if k in s and not _is_num(s[k]):
             raise _fail(where, f"`{k}` must be a number, received {s[k]!r}.")
@@ -218,32 +241,40 @@ def _parse_param(path: tuple[str, ...], spec: Any) -> list[Param]:
         s.setdefault("q", 1)
         if s["q"] <= 0:
             raise _fail(where, f"`q` must be > 0, received {s['q']!r}.")
-    if "min" in s:
-        if not s["min"] < s["max"]:
-            raise _fail(where, f"needs min < max, received min={s['min']!r}, max={s['max']!r}.")
-        if dist == "int_uniform" and not (_is_int(s["min"]) and _is_int(s["max"])):
-            raise _fail(where, f"int_uniform needs integer min and max, received {s['min']!r}, {s['max']!r}.")
-        if dist in ("log_uniform_values", "q_log_uniform_values") and s["min"] <= 0:
-            raise _fail(where, f"{dist} needs min > 0 (values are sampled in log space), received "
-                               f"min={s['min']!r}. Fix: use `log_uniform` for min/max given as logarithms.")
-        if dist in ("q_uniform", "q_log_uniform_values", "q_log_uniform"):
-            lo_k, hi_k = _q_range(dist, s)
-            if hi_k < lo_k:
-                raise _fail(where, f"no multiple of q={s['q']!r} lies in [{s['min']!r}, {s['max']!r}]; "
-                                   "use a smaller q.")
-    if dist == "categorical":
-        vals = s["values"]
-        if not isinstance(vals, (list, tuple)) or len(vals) == 0:
-            raise _fail(where, f"`values` must be a non-empty list, received {vals!r}.")
-        s["values"] = list(vals)
-        if "probabilities" in s:
-            pr = s["probabilities"]
-            if (not isinstance(pr, (list, tuple)) or len(pr) != len(vals)
-                    or not all(_is_num(p) and p >= 0 for p in pr) or not math.isclose(sum(pr), 1.0, abs_tol=1e-6)):
-                raise _fail(where, f"`probabilities` must be {len(vals)} non-negative numbers summing to 1 "
-                                   f"(one per value), received {pr!r}.")
-            s["probabilities"] = [float(p) for p in pr]
-    return [Param(path, dist, s)]
+
+
+def _check_range(where: str, dist: str, s: Mapping[str, Any]) -> None:
+    """Check ``min < max`` and what ``dist`` asks of them: integers for ``int_uniform``,
+    ``min > 0`` for the log-uniform-values families, a multiple of ``q`` in the range for
+    the quantised ones."""
+    if not s["min"] < s["max"]:
+        raise _fail(where, f"needs min < max, received min={s['min']!r}, max={s['max']!r}.")
+    if dist == "int_uniform" and not (_is_int(s["min"]) and _is_int(s["max"])):
+        raise _fail(where, f"int_uniform needs integer min and max, received {s['min']!r}, {s['max']!r}.")
+    if dist in ("log_uniform_values", "q_log_uniform_values") and s["min"] <= 0:
+        raise _fail(where, f"{dist} needs min > 0 (values are sampled in log space), received "
+                           f"min={s['min']!r}. Fix: use `log_uniform` for min/max given as logarithms.")
+    if dist in ("q_uniform", "q_log_uniform_values", "q_log_uniform"):
+        lo_k, hi_k = _q_range(dist, s)
+        if hi_k < lo_k:
+            raise _fail(where, f"no multiple of q={s['q']!r} lies in [{s['min']!r}, {s['max']!r}]; "
+                               "use a smaller q.")
+
+
+def _check_categorical(where: str, s: dict[str, Any]) -> None:
+    """Check a categorical leaf: ``values`` a non-empty list, ``probabilities`` (optional)
+    one non-negative number per value summing to 1; both stored as lists (in place)."""
+    vals = s["values"]
+    if not isinstance(vals, (list, tuple)) or len(vals) == 0:
+        raise _fail(where, f"`values` must be a non-empty list, received {vals!r}.")
+    s["values"] = list(vals)
+    if "probabilities" in s:
+        pr = s["probabilities"]
+        if (not isinstance(pr, (list, tuple)) or len(pr) != len(vals)
+                or not all(_is_num(p) and p >= 0 for p in pr) or not math.isclose(sum(pr), 1.0, abs_tol=1e-6)):
+            raise _fail(where, f"`probabilities` must be {len(vals)} non-negative numbers summing to 1 "
+                               f"(one per value), received {pr!r}.")
+        s["probabilities"] = [float(p) for p in pr]
 
 
 def _q_range(dist: str, s: Mapping[str, Any]) -> tuple[int, int]:
@@ -299,19 +330,9 @@ def _parse_hyperband(et: Any) -> dict[str, Any] | None:
     return out
 
 
-def parse_sweep_config(raw: Mapping[str, Any]) -> SweepConfig:
-    """Check a sweep configuration (a parsed YAML/JSON mapping) and return it as a
-    :class:`SweepConfig`. Raises :class:`~jno_core.errors.ConfigError` naming the key at fault
-    and the valid choices."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"sweep config: expected a mapping (method, metric, parameters, ...), received {raw!r}.")
-    raw = json.loads(json.dumps(raw))  # plain JSON types, a copy
-    raw.pop("id", None)  # a sweep.json read back
-    _check_keys("top level", raw, TOP_LEVEL_KEYS)
-    method = raw.get("method")
-    if method not in METHODS:
-        raise _fail("method", f"expected one of {list(METHODS)}, received {method!r}.")
-    metric = raw.get("metric", {"name": "loss/total", "goal": "minimize"})
+def _parse_metric(metric: Any) -> dict[str, Any]:
+    """The checked ``metric`` entry with its defaults (``goal: minimize``, ``summary:
+    last``) filled in."""
     if not isinstance(metric, Mapping):
         raise _fail("metric", f"expected a mapping {{name: ..., goal: minimize|maximize}}, received {metric!r}.")
     _check_keys("metric", metric, METRIC_KEYS)
@@ -325,6 +346,22 @@ def parse_sweep_config(raw: Mapping[str, Any]) -> SweepConfig:
         raise _fail("metric.summary", f"expected one of {list(SUMMARIES)}, received {metric['summary']!r}.")
     if "target" in metric and not _is_num(metric["target"]):
         raise _fail("metric.target", f"expected a number, received {metric['target']!r}.")
+    return metric
+
+
+def parse_sweep_config(raw: Mapping[str, Any]) -> SweepConfig:
+    """Check a sweep configuration (a parsed YAML/JSON mapping) and return it as a
+    :class:`SweepConfig`. Raises :class:`~jno_core.errors.ConfigError` naming the key at fault
+    and the valid choices."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"sweep config: expected a mapping (method, metric, parameters, ...), received {raw!r}.")
+    raw = json.loads(json.dumps(raw))  # plain JSON types, a copy
+    raw.pop("id", None)  # a sweep.json read back
+    _check_keys("top level", raw, TOP_LEVEL_KEYS)
+    method = raw.get("method")
+    if method not in METHODS:
+        raise _fail("method", f"expected one of {list(METHODS)}, received {method!r}.")
+    metric = _parse_metric(raw.get("metric", {"name": "loss/total", "goal": "minimize"}))
     raw["metric"] = metric
     if "parameters" not in raw:
         raise _fail("parameters", "missing; a sweep needs at least one parameter.")
