@@ -2,7 +2,7 @@
 2,000 epochs) with and without diagnostics and sinks, ratios measured in one run.
 
     .venv/bin/python -m benchmarks.bench_diagnostics [--epochs 2000] [--rounds 2] [--solves 5]
-        [--problem script09|poisson2d]
+        [--problem script09|poisson2d] [--overlap]
 
 ``--problem poisson2d`` runs the same callbacks on a 2-D Poisson problem ~13x costlier per
 epoch (:func:`poisson2d_problem`), where the sinks' per-step cost is a smaller share.
@@ -18,6 +18,12 @@ rounds of all configurations (each round a fresh subprocess per configuration, t
 interleaved so that slow phases of a shared 2-core machine hit every configuration).
 Targets: nine >= 0.75x plain (issue #4), nine+sink >= 0.7x plain (issue #5), all
 ``on_solve_begin`` compilation < 3 s.
+
+``--overlap`` (issue #15) compares the two mechanisms that overlap host work with the device,
+without sinks: the diagnostics thread (fires run on another thread,
+``JNO_CONCURRENT_DIAGNOSTICS``) and one chunk ahead (the next chunk is dispatched before the
+current one's results are read, ``SolveLoop.start_ahead``), each alone, both (the default)
+and neither, for ``plain`` and ``nine``.
 
 A second table gives the CPU time per timed solve: this process's (``time.process_time``:
 every thread, XLA's included) and its child processes' (the W&B service, from ``/proc``), and
@@ -38,6 +44,8 @@ import time
 from pathlib import Path
 
 CONFIGS = ("plain", "nine", "nine+csv", "nine+tensorboard", "nine+wandb")
+#: --overlap: "<callbacks>/<mechanisms>", mechanisms = both | thread | ahead | neither
+OVERLAP_CONFIGS = ("plain/both", "plain/thread", "nine/both", "nine/thread", "nine/ahead", "nine/neither")
 
 
 def _callbacks(u, u_net, x):
@@ -102,6 +110,14 @@ PROBLEMS = {"script09": script09_problem, "poisson2d": poisson2d_problem}
 def _one(config: str, epochs: int, solves: int = 5, problem: str = "script09") -> dict:
     import jno
 
+    label = config
+    config, _, mechanisms = config.partition("/")
+    if mechanisms in ("thread", "neither"):  # no chunk dispatched ahead
+        from jno_core.loop import SolveLoop
+
+        SolveLoop.start_ahead = lambda self, e, state: None
+    if mechanisms in ("ahead", "neither"):  # fires inline, on the training thread
+        os.environ["JNO_CONCURRENT_DIAGNOSTICS"] = "0"
     sinks = config.split("+")[1] if "+" in config else "none"
     jno.setup(os.path.join(os.getcwd(), "bench09.py"), sinks=[sinks], progress=False)
     crux, u, u_net, x = PROBLEMS[problem]()
@@ -134,7 +150,7 @@ def _one(config: str, epochs: int, solves: int = 5, problem: str = "script09") -
     per_fire = {getattr(cb, "name", type(cb).__name__): (sum(cb.fire_times_ms) / len(cb.fire_times_ms)
                                                          if getattr(cb, "fire_times_ms", None) else None)
                 for cb in cbs}
-    return {"config": config, "solve_s": times, "first_solve_s": first, "failed_sinks": failed,
+    return {"config": label, "solve_s": times, "first_solve_s": first, "failed_sinks": failed,
             "cpu_ms_per_solve": cpu * 1e3, "child_cpu_ms_per_solve": kids * 1e3,
             "setup_compile_s": chunk_compile, "ms_per_fire": per_fire}
 
@@ -146,6 +162,8 @@ def main() -> None:
     ap.add_argument("--solves", type=int, default=5)
     ap.add_argument("--problem", choices=sorted(PROBLEMS), default="script09",
                     help="script09 (the spec's, default) or poisson2d (a 2-D Poisson ~13x costlier per epoch)")
+    ap.add_argument("--overlap", action="store_true",
+                    help="compare the diagnostics thread and one-chunk-ahead, alone and together")
     ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -153,9 +171,10 @@ def main() -> None:
         return
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", JNO_NO_PROGRESS="1")
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
+    configs = OVERLAP_CONFIGS if args.overlap else CONFIGS
+    runs: dict[str, list[dict]] = {c: [] for c in configs}
     for r in range(args.rounds):
-        for config in (CONFIGS if r % 2 == 0 else CONFIGS[::-1]):
+        for config in (configs if r % 2 == 0 else configs[::-1]):
             with tempfile.TemporaryDirectory() as tmp:
                 out = subprocess.run([sys.executable, "-m", "benchmarks.bench_diagnostics", "--one", config,
                                       str(args.epochs), str(args.solves), args.problem], capture_output=True, text=True,
@@ -185,7 +204,7 @@ def main() -> None:
                            "cpu_ms": statistics.median(r["cpu_ms_per_solve"] for r in rs),
                            "child_cpu_ms": statistics.median(r["child_cpu_ms_per_solve"] for r in rs),
                            "ms_per_fire": {k: (statistics.median(v) if v else None) for k, v in per_fire.items()}}
-    base = results["plain"]["epochs_per_s"]
+    base = results["plain" if "plain" in results else "plain/both"]["epochs_per_s"]
     print(f"{'config':18s} {'epochs/s':>9s} {'ratio':>6s} {'setup+compile s':>15s}  ratio per round")
     for c, r in results.items():
         rounds = " ".join(f"{x / base:.2f}" for x in r["per_round"])

@@ -241,6 +241,29 @@ class Core:
             (without replacement, from ``seed``; see :mod:`jno_core.batching`).
         :param seed: the minibatch sampling seed.
         """
+        epochs, log_every, cap, callbacks = self._check_solve_args(epochs, callbacks, log_every, chunk_size)
+        self._ensure_state()
+        if devices is not None:
+            self._set_layout(make_mesh(devices))
+        if batchsize is not None:
+            check_batchsize(batchsize, self._points, self._constraint_point_sets())
+        hist = History(list(self.constraint_names))
+        for name, t in zip(self.tracker_names, self.tracker_exprs):
+            hist.trackers[name] = TrackerHistory(name, t.interval)
+        intr = interruptible(self, hist)
+        try:
+            self._run_session(hist, intr, epochs, callbacks, progress, log_every, cap, batchsize, seed)
+        except NonFiniteLossError:
+            self._merge_history(hist)
+            raise
+        self._merge_history(hist)
+        intr.reraise()
+        return hist
+
+    def _check_solve_args(self, epochs: Any, callbacks: Any, log_every: Any,
+                          chunk_size: Any) -> tuple[int, int, int, list[Any]]:
+        """``solve``'s arguments checked (each error says what was expected and received):
+        ``(epochs, log_every, chunk cap, callbacks)``."""
         epochs = _check_positive_int(epochs, "epochs", "crux.solve(2_000)")
         log_every = _check_positive_int(log_every, "log_every", "log_every=50")
         cap = self.chunk_size if chunk_size is None else min(
@@ -249,40 +272,29 @@ class Core:
             raise RuntimeError("solve() is already running on this solver (re-entrant call).")
         callbacks = _check_callbacks(check_callbacks(callbacks))
         check_solve_memory(epochs, len(self.loss_terms))
+        return epochs, log_every, cap, callbacks
+
+    def _run_session(self, hist: History, intr: Any, epochs: int, callbacks: list[Any], progress: bool | None,
+                     log_every: int, cap: int, batchsize: int | None, seed: int) -> None:
+        """One solve's session (:class:`~jno_core.session.SolveSession`): compile, prepare the
+        plugins, run the loop, end; ``hist`` receives the rows."""
         from .run import current_run
 
-        self._ensure_state()
-        if devices is not None:
-            self._set_layout(make_mesh(devices))
-        if batchsize is not None:
-            check_batchsize(batchsize, self._points, self._constraint_point_sets())
         start = self.epoch
-        hist = History(list(self.constraint_names))
-        for name, t in zip(self.tracker_names, self.tracker_exprs):
-            hist.trackers[name] = TrackerHistory(name, t.interval)
-        intr = interruptible(self, hist)
-        try:
-            with SolveSession(self, current_run(), callbacks, start, start + epochs) as session:
-                run = session.run
-                announce_phases(self, session)  # optimizer/phase/<net>, config.json "optimizers"
-                notice = CompileNotice(progress if progress is not None else (run.progress if run else None)).start()
-                try:
-                    hist.compile_time = self._compile_chunk(batchsize, seed)
-                    hist.compile_time += session.begin(self._describe(epochs, callbacks),
-                                                       self._concurrent_fires_allowed())
-                    notice.finish()  # "jno: compiled in 2.4 s (...)" (see jno_core.progress)
-                finally:
-                    notice.close()
-                with intr:  # Ctrl-C / SIGTERM: stop cleanly (jno_core.interrupts)
-                    SolveLoop(self, session.ctx, hist, session.pm, session.plan, session.buffer, cap,
-                              log_every).run(progress)
-                session.end(hist)
-        except NonFiniteLossError:
-            self._merge_history(hist)
-            raise
-        self._merge_history(hist)
-        intr.reraise()
-        return hist
+        with SolveSession(self, current_run(), callbacks, start, start + epochs) as session:
+            run = session.run
+            announce_phases(self, session)  # optimizer/phase/<net>, config.json "optimizers"
+            notice = CompileNotice(progress if progress is not None else (run.progress if run else None)).start()
+            try:
+                hist.compile_time = self._compile_chunk(batchsize, seed)
+                hist.compile_time += session.begin(self._describe(epochs, callbacks), self._concurrent_fires_allowed())
+                notice.finish()  # "jno: compiled in 2.4 s (...)" (see jno_core.progress)
+            finally:
+                notice.close()
+            with intr:  # Ctrl-C / SIGTERM: stop cleanly (jno_core.interrupts)
+                SolveLoop(self, session.ctx, hist, session.pm, session.plan, session.buffer, cap,
+                          log_every).run(progress)
+            session.end(hist)
 
     def _concurrent_fires_allowed(self) -> bool:
         """Whether trackers may fire on a diagnostics thread (see :mod:`jno_core.concurrent`)."""

@@ -149,6 +149,14 @@ class SolveLoop:
     def dispatch(self, e: int, before: Any) -> Chunk:
         return dispatch_chunk(self.crux, e, before, self.plan_at(e), self.log_every)
 
+    def start_ahead(self, e: int, state: Any) -> Chunk | None:
+        """The chunk at ``e`` dispatched from ``state`` (the future state of the running
+        chunk) before the running chunk's results are read, or None where it would be
+        dropped anyway: weight providers, the end of the solve, a resampler's epoch."""
+        if self.crux.providers or e >= self.end or any(e % iv == 0 for iv in self.replacers):
+            return None
+        return self.dispatch(e, state)
+
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool | None) -> None:
         crux, ctx, end = self.crux, self.ctx, self.end
@@ -166,9 +174,7 @@ class SolveLoop:
                 check_interrupt()  # an interrupt Python dropped (raised inside a gc callback)
                 c = pending
                 state = c.outs[0]
-                nxt = c.e + c.n
-                ahead = (self.dispatch(nxt, state) if not crux.providers and nxt < end
-                         and not any(nxt % iv == 0 for iv in self.replacers) else None)
+                ahead = self.start_ahead(c.e + c.n, state)
                 rows, ep_s, ok = self.finish_chunk(c)
                 if not ok:
                     self.non_finite(c, rows)

@@ -20,8 +20,6 @@ MAX_LINES = 60
 # tracker contract, issue 15). Remove an entry when its split lands: the list is meant to end
 # empty, and a stale entry (the function is gone or now short enough) fails the test too.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("chunk.py", "make_chunk"): "lead: chunk.py (ChunkSlots / make_chunk rewrite)",
-    ("core.py", "Core.solve"): "lead: core.py (solve session)",
 }
 
 
