@@ -78,7 +78,7 @@ class SolveContext:
         self.run = run
         self.start_epoch = start_epoch
         self.end_epoch = end_epoch
-        self.epoch = start_epoch
+        self._epoch: int | None = None  # a snapshot's own epoch; the live context reads the solver's
         self._logger = logger
         self.stop_reason: str | None = None
         self._memo: dict[Any, Any] = {}
@@ -98,6 +98,12 @@ class SolveContext:
         self._from_snapshots = False
 
     # ------------------------------------------------------------------ state
+    @property
+    def epoch(self) -> int:
+        """The global epoch: the solver's (``crux.epoch``, stored only there) for the live
+        context, the frozen epoch for a snapshot."""
+        return self.crux.epoch if self._epoch is None else self._epoch
+
     @property
     def setup_token(self) -> object:
         """An object that is the same for every solve of this solver on the same device
@@ -322,10 +328,11 @@ class _Snapshot(SolveContext):
         self._snapshot = None
         crux = parent.crux
         if materialize is None:
+            self._epoch = parent.epoch
             self._worker = None  # work submitted from inside a fire runs where the fire runs
             self._frozen = (crux._state, crux._points, crux._current_inputs(), crux._current_weights(crux._state))
         else:
-            self.epoch = int(epoch)
+            self._epoch = int(epoch)
             self._frozen = None
             self._materialize = materialize
             self._deferred_inputs = inputs

@@ -179,7 +179,7 @@ class SolveLoop:
                 if not ok:
                     self.non_finite(c, rows)
                     break
-                e = crux.epoch = ctx.epoch = c.e + len(rows)
+                e = crux.epoch = c.e + len(rows)
                 if wait_chunk_end:
                     ctx.wait_for_diagnostics()
                 P.call_hook(self.pm, "on_chunk_end", ctx=ctx, epochs=np.arange(c.e, e),
@@ -247,7 +247,7 @@ class SolveLoop:
         crux, n_terms = self.crux, len(self.keys) - 1
         crux._state = crux._chunk_fn(c.before, c.points, c.inputs, np.int32(len(rows) - 1),
                                      np.int32(self.log_every), c.snap_at)[0]
-        crux.epoch = self.ctx.epoch = c.e + len(rows) - 1
+        crux.epoch = c.e + len(rows) - 1
         bad = [crux.constraint_names[i] for i in range(n_terms) if not np.isfinite(rows[-1, 1 + i])]
         msg = (
             f"non-finite loss at epoch {crux.epoch} in {', '.join(bad) or 'the total loss'} "
@@ -266,7 +266,6 @@ class SolveLoop:
         """Host visit at epoch ``e``: the tracker expressions due, then ``on_epoch`` of the
         plugins due (the host plugins, and the deferred ones unless postponed)."""
         crux, ctx = self.crux, self.ctx
-        ctx.epoch = e
         ctx._memo = {}
         for i, t in enumerate(crux.tracker_exprs):
             if e % t.interval == 0:

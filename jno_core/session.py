@@ -80,7 +80,6 @@ class SolveSession:
     def end(self, hist: History) -> None:
         """Wait for the fires in flight, then ``on_solve_end``."""
         self.ctx.wait_for_diagnostics()
-        self.ctx.epoch = self.crux.epoch
         P.call_hook(self.pm, "on_solve_end", ctx=self.ctx, history=hist)
 
     def __exit__(self, *exc: Any) -> None:

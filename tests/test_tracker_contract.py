@@ -194,3 +194,24 @@ def test_trackers_written_for_the_previous_release_still_work():
     for t in (old, cff, new):
         np.testing.assert_array_equal(t.result["epochs"], np.arange(0, 30, 5))
         np.testing.assert_allclose(t.result["norms"], want, rtol=1e-5, err_msg=t.name)
+
+
+def test_the_example_tracker_plugin_is_under_50_lines_of_code():
+    """docs/writing-plugins.md's promise: a complete tracker plugin (registration hook,
+    factory, Tracker subclass) in under 50 lines, comments and docstrings aside."""
+    import ast
+    import inspect
+
+    import jno_plugin_example
+
+    src = inspect.getsource(jno_plugin_example)
+    docs: set[int] = set()
+    for node in ast.walk(ast.parse(src)):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
+                getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            docs.update(range(body[0].lineno, body[0].end_lineno + 1))
+    code = [line for i, line in enumerate(src.splitlines(), 1)
+            if i not in docs and line.strip() and not line.strip().startswith("#")]
+    assert 15 < len(code) < 50, len(code)
+    assert "def fire_fn" in src and "def finish" in src and "def metrics" in src
