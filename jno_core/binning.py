@@ -3,8 +3,8 @@
 The TensorBoard and W&B sinks bin every :class:`jno_core.metrics.Histogram` they receive.
 :func:`histogram` returns exactly what ``np.histogram(values, bins)`` returns for finite
 values, with a fraction of its Python overhead (which dominates for the small arrays that
-diagnostics log: NumPy's general entry point spends most of its time on argument handling;
-figures in benchmarks/README.md).
+diagnostics log: NumPy's general entry point has a fixed cost of argument handling whatever
+the size; figures in benchmarks/README.md).
 :func:`histogram_lists` bins small inputs in plain Python floats (the same float64
 operations in the same order, so the same counts and edges), for sinks that need lists.
 """

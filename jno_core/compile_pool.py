@@ -4,8 +4,8 @@
 Plugins compile their functions in ``on_solve_begin`` against the live shapes, so that the
 first fire runs a warm kernel. One compilation has a Python part, tracing and lowering to
 StableHLO (holds the GIL), and an XLA part, HLO optimisation and LLVM code generation, which
-releases the GIL and dominates on CPU (XLA spreads a module's kernels over the cores, but
-not all of them all the time; figures in benchmarks/README.md). Done one plugin after the other,
+releases the GIL and dominates on CPU (XLA spreads a module's kernels over the cores without
+keeping them all busy; figures in benchmarks/README.md). Done one plugin after the other,
 cores sit idle whenever a compilation is in a single-threaded phase (tracing, HLO passes,
 thunk emission, the warm-up call).
 

@@ -8,15 +8,17 @@ with the code it justifies and the machine it was measured on. This test scans c
 attribute docstrings: ``ast.Expr`` of a ``str`` constant) for:
 
 * a number followed by ``ns``, ``us``, ``µs`` or ``ms`` (``~100 us``, ``0.65 ms``), except a
-  period that the code sets (``every 50 ms``);
+  period that the code sets (``every 50 ms``); an approximate number of seconds (``~0.1 s``,
+  ``about 2 s``);
 * a percentage of cost or speed: ``N%`` / ``N %`` followed by ``faster``, ``slower``, ``less``,
   ``more``, ``cheaper`` or ``of`` (``~10 % of a small PINN step``), or preceded by ``~`` or
   ``about`` (``costs ~1 %``);
 * a speed ratio: ``Nx`` / ``N x`` / ``N times`` followed by ``faster``, ``slower``,
-  ``cheaper``, ``dearer`` or ``as fast`` / ``as slow`` (also ranges ``0.82-0.94x as fast``).
+  ``cheaper``, ``dearer`` or ``as fast`` / ``as slow`` (also ranges ``0.82-0.94x as fast``),
+  and ``twice`` / ``half`` / ``thrice as long`` / ``as fast`` / ``as slow``.
 
 String literals that are not statements (error messages, format strings) and code are not
-scanned. Seconds are not matched: ``compiled in 2.4 s`` in a docstring shows a message's
+scanned. Exact seconds are not matched: ``compiled in 2.4 s`` in a docstring shows a message's
 format, and ``JAX's default: 1 s`` a setting.
 """
 
@@ -43,6 +45,8 @@ _NUM = r"(?:~\s?)?\d+(?:[.,]\d+)?(?:\s?[-–]\s?\d+(?:\.\d+)?)?"
 _PATTERNS = [
     # 10 ms, ~100 us, 4 µs (micro sign U+00B5 or Greek mu U+03BC), 25ns
     re.compile(rf"(?<![\w.]){_NUM}\s?(?:ns|us|µs|μs|ms)\b"),
+    # ~0.1 s, about 2 s (an approximate figure in seconds is a measurement)
+    re.compile(r"(?:~\s?|\babout\s)\d+(?:\.\d+)?\s?(?:s|sec|secs|seconds)\b", re.IGNORECASE),
     # 10 % faster / ~10 % of a step / 5% less
     re.compile(rf"(?<![\w.]){_NUM}\s?%\s*(?:faster|slower|less|more|cheaper|dearer|of)\b", re.IGNORECASE),
     # ~1 %, about 10 %
@@ -50,6 +54,8 @@ _PATTERNS = [
     # 5x faster, ~20x cheaper, 0.82-0.94x as fast, 3 times slower
     re.compile(rf"(?<![\w.]){_NUM}\s?(?:x|×|times)\s+(?:faster|slower|cheaper|dearer|as\s+fast|as\s+slow)\b",
                re.IGNORECASE),
+    # took twice as long, half as fast
+    re.compile(r"\b(?:twice|half|thrice)\s+as\s+(?:long|fast|slow)\b", re.IGNORECASE),
 ]
 #: a period the code sets, not a measurement ("poll every 50 ms")
 _PERIOD = re.compile(r"\bevery\s+$", re.IGNORECASE)
@@ -157,6 +163,10 @@ def test_scanner_leaves_non_timings_alone(text: str) -> None:
     ("~1 % there", "~1 %"),
     ("1.5 x slower", "1.5 x slower"),
     ("20× cheaper", "20× cheaper"),
+    ("level 6 took twice as long", "twice as long"),
+    ("compiled half as fast", "half as fast"),
+    ("~0.1 s for an exponential decay", "~0.1 s"),
+    ("about 2 seconds", "about 2 seconds"),
 ])
 def test_scanner_matches_each_form(text: str, figure: str) -> None:
     assert timing_figures(text) == [(0, figure)]

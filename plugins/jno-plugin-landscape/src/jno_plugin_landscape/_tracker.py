@@ -25,8 +25,8 @@ of ``batch_size`` points, each batch vectorised with ``vmap``), which the core c
 solve starts (:meth:`LossLandscape.fire_fn`). The
 default batch is :func:`default_batch_size`: the whole grid at once for small problems (script
 09: 121 grid points x 21 collocation points, faster per fire than row by row; see
-benchmarks/README.md), one grid row (``n_grid`` evaluations) at a time once the collocation points are many. The
-centre value (``n_grid`` odd) is the training loss at ``theta``.
+benchmarks/README.md), one grid row (``n_grid`` evaluations) at a time once the collocation
+points are many. The centre value (``n_grid`` odd) is the training loss at ``theta``.
 """
 
 from __future__ import annotations

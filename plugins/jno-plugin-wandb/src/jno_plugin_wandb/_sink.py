@@ -31,7 +31,8 @@ The metrics delivery thread hands the sink everything it had queued in one
 ``log_metrics_batch`` call; records with the same step become one ``wandb_run.log`` call (W&B
 merges them into one history row anyway). W&B's own work per call dominates (a ``log`` call
 is a round trip through its background thread; every image is also a media file and a file
-record; figures in benchmarks/README.md), so the sink adds as little Python as it can around it.
+record; figures in benchmarks/README.md), so the sink adds as little Python as it can around
+it.
 """
 
 from __future__ import annotations
