@@ -14,9 +14,9 @@ The archive's comment (``zipfile.ZipFile(path).comment``) is JSON: ``{"key": ...
 ..., "bins": ...}``, the metric key, one of :data:`KINDS` (a list of S kinds when they differ)
 and the histogram bin counts (``null``, one int, or a list of S).
 
-One file per key and delivery (not per step) because creating a file is what costs: ~100 us
-each under training load on a 2-core machine, and the spec's script 09 logs 180 arrays per
-2,000-epoch solve in ~6 deliveries. A file is written under a temporary name starting with
+One file per key and delivery (not per step) because creating a file is what costs (see
+benchmarks/README.md), and the spec's script 09 logs 180 arrays per 2,000-epoch solve in a
+handful of deliveries. A file is written under a temporary name starting with
 :data:`TMP_PREFIX` and then given its name (a hard link, so an existing file is never
 replaced), so a killed writer never leaves a partial ``.npz``
 (at most a temporary file, which readers skip and a reopening writer removes). Files written

@@ -2,8 +2,9 @@
 
 The TensorBoard and W&B sinks bin every :class:`jno_core.metrics.Histogram` they receive.
 :func:`histogram` returns exactly what ``np.histogram(values, bins)`` returns for finite
-values, with about a third of its Python overhead (which dominates for the small arrays that
-diagnostics log: NumPy's general entry point spends ~30 us on argument handling).
+values, with a fraction of its Python overhead (which dominates for the small arrays that
+diagnostics log: NumPy's general entry point has a fixed cost of argument handling whatever
+the size; figures in benchmarks/README.md).
 :func:`histogram_lists` bins small inputs in plain Python floats (the same float64
 operations in the same order, so the same counts and edges), for sinks that need lists.
 """
@@ -80,7 +81,7 @@ def _span(lo: float, hi: float, bins: int, linspace: Any) -> tuple[float, float,
 def histogram_lists(values: np.ndarray, bins: int) -> tuple[list[int], list[float]]:
     """:func:`histogram` as Python lists ``(counts, edges)`` (what protobuf-based sinks
     need): for small inputs (``values.size + bins <= SMALL``) computed in plain Python,
-    ~3x cheaper than a dozen NumPy calls on a few dozen values."""
+    cheaper than a dozen NumPy calls on a few dozen values (see benchmarks/README.md)."""
     if values.size + bins > SMALL:
         counts, edges = histogram(values, bins)
         return counts.tolist(), edges.tolist()

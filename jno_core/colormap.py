@@ -6,7 +6,8 @@ to their maximum (yellow) along a viridis-like ramp, non-finite cells get a colo
 ramp (magenta by default), and small arrays are enlarged by pixel repetition so a 2x2 cosine
 similarity matrix is still visible. Row 0 of the array is the top row of the image.
 :func:`encode_png` turns such an image into PNG bytes with the standard library's ``zlib``
-(no Pillow, ~20x cheaper than ``PIL.Image.save`` for these small images).
+(no Pillow, and much cheaper than ``PIL.Image.save`` for these small images; see
+benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def heatmap_to_rgb(
     img = apply_colormap(unit, nan_color=nan_color)
     short = max(1, min(arr.shape))
     k = int(min(max(1, -(-int(min_size) // short)), max(1, int(max_scale))))
-    if k > 1:  # each cell a k x k block (columns first: whole rows are then copied, ~5x faster)
+    if k > 1:  # each cell a k x k block (columns first: whole rows are then copied: faster)
         img = np.repeat(img, k, axis=1).repeat(k, axis=0)
     return img, vmin, vmax
 
@@ -137,7 +138,8 @@ def encode_png(image: Any, *, level: int = 1) -> bytes:
 
     :param image: ``uint8`` array of shape ``(H, W, 3)`` (as :func:`heatmap_to_rgb` returns).
     :param level: ``zlib`` compression level (default 1, the fastest: an enlarged heatmap is
-        runs of equal pixels, a few hundred bytes at any level; level 6 took twice as long).
+        runs of equal pixels, a few hundred bytes at any level, and higher levels take longer
+        for nothing; see benchmarks/README.md).
     :returns: the bytes of a complete PNG file.
     :raises ValueError: when ``image`` is not ``(H, W, 3)`` ``uint8``.
     """

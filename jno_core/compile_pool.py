@@ -4,8 +4,8 @@
 Plugins compile their functions in ``on_solve_begin`` against the live shapes, so that the
 first fire runs a warm kernel. One compilation has a Python part, tracing and lowering to
 StableHLO (holds the GIL), and an XLA part, HLO optimisation and LLVM code generation, which
-releases the GIL and dominates on CPU (of the order of 10 ms per fused kernel; XLA spreads a
-module's kernels over the cores, about 1.7 of 2 on average). Done one plugin after the other,
+releases the GIL and dominates on CPU (XLA spreads a module's kernels over the cores without
+keeping them all busy; figures in benchmarks/README.md). Done one plugin after the other,
 cores sit idle whenever a compilation is in a single-threaded phase (tracing, HLO passes,
 thunk emission, the warm-up call).
 
@@ -59,9 +59,8 @@ _UNSET = object()
 #: XLA options of the executables compiled here unless the caller passes its own: backend
 #: optimisation level 1 (XLA's CPU default is 2). Diagnostics run once per ``interval``
 #: epochs, so their compile time weighs more than their run time: on script 09's trackers
-#: level 1 compiled about half as long with fires as fast (level 0 compiled faster still
-#: but ran the Hessian's fire several times slower); figures in benchmarks/bench_setup.py's
-#: history (issue #20).
+#: level 1 compiled markedly faster than level 2 with fires as fast (level 0 compiled faster
+#: still but ran the Hessian's fire much slower); figures in benchmarks/README.md (issue #20).
 DEFAULT_COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1}
 
 

@@ -87,7 +87,7 @@ class SolveContext:
         self._memo_lock = threading.RLock()
         # compiled gradient-matrix functions by selector id, kept with the solver's other
         # compiled functions (reset when the device layout changes); skips re-deriving
-        # ctx.compile's cache key, ~2 ms, at every fire
+        # ctx.compile's cache key (a measurable cost) at every fire; see benchmarks/README.md
         self._g_fns: dict[int, Callable[..., Any]] = crux._cache.gradient_fns
         # the background worker of this solve's concurrent fires (None: run them inline)
         self._worker: Any = None

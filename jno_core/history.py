@@ -39,7 +39,8 @@ class History:
       each constraint's loss (weighted as in training); all computed from the parameters each
       epoch's step starts from. ``grad_norm`` and ``param_norm`` ``(E,)`` are the global
       gradient and parameter norms, recorded at the logged epochs (``epoch % log_every == 0``)
-      and NaN elsewhere (computing them every epoch costs ~10 % of a small PINN step).
+      and NaN elsewhere (computing them every epoch is a noticeable share of a small PINN
+      step; see benchmarks/README.md).
     * ``trackers``: ``{name: TrackerHistory}`` with their epochs.
     * ``wall_time`` seconds spent in the loop (excluding compilation), ``compile_time`` seconds
       spent compiling the train step, ``stopped`` a reason when training stopped early.

@@ -61,7 +61,8 @@ class MetricsBuffer:
 
 class LrTable:
     """Learning rates of every network at the logged epochs of one solve, from one
-    vectorised schedule call per network (a schedule call per chunk cost ~0.2 ms)."""
+    vectorised schedule call per network (a schedule call per chunk was a measurable cost per
+    chunk; see benchmarks/README.md)."""
 
     def __init__(self, fns: dict[str, Any], opt_start: int, start: int, end: int, log_every: int) -> None:
         self.fns = {name: fn for name, fn in fns.items() if fn is not None}

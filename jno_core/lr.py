@@ -67,10 +67,10 @@ def learning_rate_fn(tx: Any) -> Callable[[np.ndarray], np.ndarray] | None:
 def _vectorised(schedule: Callable[[Any], Any]) -> Callable[[np.ndarray], np.ndarray]:
     """``counts (K,) -> |schedule(counts)|`` as float64: one compiled call on ``counts`` padded
     to a power-of-two length, so a process compiles the schedule once per length bucket (one
-    XLA compile of ~25 ms) rather than each of its ops eagerly for every new length (~23 ms
-    per op: ~0.1 s for an exponential decay, at every solve with a new number of logged
-    epochs). A schedule that cannot be traced (e.g. NumPy calls on its argument) is called
-    eagerly, as before."""
+    XLA compile) rather than each of its ops eagerly for every new length (one compile per
+    op, several times dearer for an exponential decay, at every solve with a new number of
+    logged epochs; see benchmarks/README.md). A schedule that cannot be traced (e.g. NumPy
+    calls on its argument) is called eagerly, as before."""
     jitted = jax.jit(schedule)
     state = {"traceable": True}
 

@@ -92,8 +92,8 @@ class Run:
         networks, points, callbacks). A call that continues the last entry (it starts where
         that one ended) with the same set-up is merged into it: the epochs add up and
         ``calls`` counts the ``solve()`` calls. So a script that calls ``solve`` in a loop keeps
-        a config of constant size (a list entry per call made every rewrite longer: ~1.4 kB per
-        call, 7 ms per solve after 200 calls)."""
+        a config of constant size (a list entry per call made every rewrite longer, a cost that
+        grew with the number of calls; see benchmarks/README.md)."""
         solves = self.config.setdefault("solves", [])
         last = solves[-1] if solves else None
         if last is not None and entry["start_epoch"] == last["start_epoch"] + last["epochs"] and (

@@ -62,8 +62,8 @@ class Checkpoint:
         best value (lowest, or highest with ``best_mode="max"``) are kept *in addition to* the
         newest ones; the value is stored as ``metadata["best_value"]``.
     :param best_mode: ``"min"`` (default) or ``"max"``.
-    :param fsync: fsync files and directories (durable against power loss; ~10 ms per save on
-        a local disk, spent on the writer thread).
+    :param fsync: fsync files and directories (durable against power loss; costs time per save,
+        spent on the writer thread; figures in benchmarks/README.md).
 
     Saving costs the training thread the dispatch of one compiled pack of the state (one
     buffer per dtype; it does not wait for the device). A writer thread copies it to the host
@@ -329,8 +329,8 @@ class Checkpoint:
         then rename atomically and prune. A failure leaves no temporary directory behind.
 
         The ``time.sleep`` calls hand the GIL back: the training thread needs it only briefly
-        between device chunks, but a thread waiting for the GIL gets it after CPython's 5 ms
-        switch interval unless the holder releases it."""
+        between device chunks, but a thread waiting for the GIL gets it only after CPython's
+        switch interval (``sys.getswitchinterval()``) unless the holder releases it."""
         time.sleep(_YIELD_FIRST)  # let the training thread launch the next chunk first
         epoch = job.epoch
         crux, treedef, copier, flats, info, structure, inputs, plugin_state, stamp = job.payload

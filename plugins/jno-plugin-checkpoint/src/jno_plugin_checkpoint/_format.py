@@ -179,7 +179,8 @@ def describe_leaves(paths: list[str], leaves: list[Any]) -> list[dict[str, Any]]
 class HostCopier:
     """Copies a fixed list of leaves to the host in one transfer per dtype: a compiled function
     concatenates the (flattened) leaves of each dtype on the device, the host splits them
-    back. About 4x cheaper than ``jax.device_get`` of ~40 small leaves one by one."""
+    back. Several times cheaper than ``jax.device_get`` of a few dozen small leaves one by one
+    (see benchmarks/README.md)."""
 
     def __init__(self, leaves: list[Any]) -> None:
         self.shapes = [tuple(np.shape(x)) for x in leaves]
@@ -253,7 +254,7 @@ def write_state_file(f: Any, arrays: Mapping[str, np.ndarray], metadata: Mapping
         a = np.ascontiguousarray(a).reshape(np.shape(a))
         b = a.tobytes()
         code = _CODE_BY_DTYPE.get(a.dtype)
-        if code is None:  # str(dtype) costs ~4 us (numpy's name machinery): once per dtype
+        if code is None:  # str(dtype) goes through numpy's name machinery: once per dtype
             code = _CODE_BY_DTYPE[a.dtype] = _CODES[str(a.dtype)]
         header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
         offset += len(b)

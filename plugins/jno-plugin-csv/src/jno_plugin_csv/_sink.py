@@ -106,7 +106,7 @@ def _csv_field(text: str) -> str:
 
 _METRIC_TYPES = (Scalar, Heatmap, Histogram, Array)
 #: ``close_run`` fsyncs up to this many array files one by one, and calls ``os.sync`` beyond
-#: (~0.1 ms per file: a long run writes thousands)
+#: (each fsync costs time and a long run writes thousands of files; see benchmarks/README.md)
 MAX_FSYNC_AT_CLOSE = 256
 
 

@@ -36,8 +36,9 @@ class EarlyStopping:
         extra host round trips; decisions happen at the chunk boundaries the loop makes anyway
         (other plugins' intervals, at most ``chunk_size`` = 1000 epochs apart by default, closer
         towards the end of each solve; a function of the epochs and plugins only). A
-        round trip costs about 0.65 ms on a 2-core CPU (~12 epochs of the spec's 1-D Poisson
-        MLP), so ``interval=100`` costs ~10 % there and ``interval=1000`` ~1 %.
+        round trip costs as much as several epochs of a small MLP such as the spec's 1-D
+        Poisson, so a small ``interval`` slows such a solve noticeably and a large one hardly
+        (figures in benchmarks/README.md).
 
     How it decides: ``on_chunk_end`` receives the losses of every epoch of the chunk, already
     on the host (no device-to-host copy per epoch, nothing added to the step). It walks them

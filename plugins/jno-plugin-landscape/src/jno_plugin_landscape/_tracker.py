@@ -24,9 +24,9 @@ The ``n_grid^2`` losses are the tracker's device function (``lax.map`` over the 
 of ``batch_size`` points, each batch vectorised with ``vmap``), which the core compiles when the
 solve starts (:meth:`LossLandscape.fire_fn`). The
 default batch is :func:`default_batch_size`: the whole grid at once for small problems (script
-09: 121 grid points x 21 collocation points, 1.0 ms per fire instead of 1.6 ms row by row),
-one grid row (``n_grid`` evaluations) at a time once the collocation points are many. The
-centre value (``n_grid`` odd) is the training loss at ``theta``.
+09: 121 grid points x 21 collocation points, faster per fire than row by row; see
+benchmarks/README.md), one grid row (``n_grid`` evaluations) at a time once the collocation
+points are many. The centre value (``n_grid`` odd) is the training loss at ``theta``.
 """
 
 from __future__ import annotations

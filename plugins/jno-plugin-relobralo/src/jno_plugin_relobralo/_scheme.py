@@ -132,8 +132,8 @@ class ReLoBRaLo(WeightingScheme):
     the new ``lam(t-1)``; XLA computes it once). ``init`` stores ``[1, L(0), L(0), L(0), 1]``,
     whose weights are exactly 1. The weights are the paper's either way; the layout is chosen for
     speed on XLA:CPU, measured on the spec's 1-D Poisson: with the update evaluated at the end of
-    the step, or the state split into several buffers, the weighted step ran 0.82-0.94x as fast
-    as the unweighted one; with this layout 0.98-1.0x.
+    the step, or the state split into several buffers, the weighted step ran noticeably slower
+    than the unweighted one; with this layout about as fast (figures in benchmarks/README.md).
 
     Timing: a step uses the weights computed after the previous step (``weights(state)`` is read
     before the forward pass), i.e. ``lam(t-1)`` multiplies ``L(t)``; the paper's listing

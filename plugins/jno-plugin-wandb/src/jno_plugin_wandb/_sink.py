@@ -31,7 +31,8 @@ The metrics delivery thread hands the sink everything it had queued in one
 ``log_metrics_batch`` call; records with the same step become one ``wandb_run.log`` call (W&B
 merges them into one history row anyway). W&B's own work per call dominates (a ``log`` call
 is a round trip through its background thread; every image is also a media file and a file
-record, ~0.8 ms of CPU), so the sink adds as little Python as it can around it.
+record; figures in benchmarks/README.md), so the sink adds as little Python as it can around
+it.
 """
 
 from __future__ import annotations
@@ -315,8 +316,8 @@ class WandbSink:
         )
         if p.is_dir():
             # file by file, as Artifact.add_dir adds them (name = path within the directory),
-            # without the 8-thread pool add_dir starts and joins on every call: ~17 % of the
-            # delivery thread's time in script 09 (a checkpoint every 500 epochs)
+            # without the 8-thread pool add_dir starts and joins on every call, a sizeable share
+            # of the delivery thread's time in script 09 (see benchmarks/README.md)
             for f in sorted(q for q in p.rglob("*") if q.is_file()):
                 art.add_file(str(f), name=f.relative_to(p).as_posix())
         else:
