@@ -22,7 +22,7 @@ from . import compile_pool
 from .batching import sample_points
 from .compile import Env, evaluate
 from .context import constraint_gradients
-from .optim import apply_update, state_learning_rate
+from .optim import apply_update, reuse_value_and_grad, state_learning_rate, stored_value_key
 from .state import TrainState
 
 __all__ = ["ChunkSlots", "Chunk", "make_step", "make_chunk", "snapshot_slots", "make_take_slot", "make_slot_gradients",
@@ -112,6 +112,7 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
     txs = {k: crux.trainables[k].tx for k in trained}
     schemes = dict(crux.schemes)
     ls_keys = list(crux._ls_keys)  # their lr/<network> comes from the optimizer state
+    reuse = stored_value_key(crux, batchsize)  # see jno_core.optim.reuse_value_and_grad
 
     def step(state: Any, points: Any, inputs: Any, log_every: jax.Array) -> tuple[Any, jax.Array]:
         params, opt, wstates, epoch = state
@@ -130,7 +131,10 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
         def loss_trained(tp_: Any) -> Any:
             return loss_fn({**params, **tp_})
 
-        (total, (vals, sl)), grads = jax.value_and_grad(loss_trained, has_aux=True)(tp)
+        if reuse is None:
+            (total, (vals, sl)), grads = jax.value_and_grad(loss_trained, has_aux=True)(tp)
+        else:  # the line search's value and gradient at these params, when still valid
+            total, vals, sl, grads = reuse_value_and_grad(opt[reuse], loss_trained, tp)
         new_params = dict(params)
         new_opt = {}
         for k in trained:
