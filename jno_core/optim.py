@@ -13,6 +13,13 @@ evaluates the loss on the device inside the compiled chunk. Transformations that
 extra arguments compile to the same program as before (the unused ``value_fn`` is never traced
 into it).
 
+**Reusing the line search's value.** A line search stores the loss and gradient at the
+parameters it accepted (the next step's parameters); for one trained network without
+weighting schemes, host-fed weights or mini-batches the step takes them from the state
+(:func:`stored_value_key`, :func:`reuse_value_and_grad`) instead of evaluating afresh, when
+they agree with this step's forward pass (points replaced between chunks or a loaded state
+from other points fail that check).
+
 **Optimizer phases.** ``net.optimizer(new_tx)`` between solves takes effect at the next
 ``solve()`` (:func:`sync_optimizers`, called by ``solve`` before it compiles): the new
 optimizer's state is ``new_tx.init(current params)``, the compiled chunk is rebuilt once, and
