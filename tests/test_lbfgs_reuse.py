@@ -22,7 +22,7 @@ import jno
 from jno_core import optim
 from jno_core.api import point_set
 from jno_core.testing import poisson_residual, scalar_network, small_problem
-from jno_core.weighting import WeightingScheme
+from jno_core.weighting import HostWeights, WeightingScheme
 
 TX = optax.lbfgs()
 
@@ -328,3 +328,15 @@ def test_several_trained_networks_never_reuse():
     one.crux.state
     assert optim.stored_value_key(one.crux, None) == one.crux.trained_keys[0]
     assert optim.stored_value_key(one.crux, 8) is None
+
+
+def test_host_fed_weights_never_reuse():
+    """Weights fed from the host change between chunks (e.g. from a tracker's value): the
+    step computes afresh rather than trust the stored value across such a change."""
+    p = small_problem(hidden=4, mesh_size=0.1)
+    hw0, hw1 = HostWeights(2).placeholders()
+    crux = jno.core([hw0 * p.pde.mse, hw1 * p.bc.mse])
+    p.net.optimizer(optax.lbfgs())
+    crux.state
+    assert crux.current_inputs()  # the provider is an input of the step
+    assert optim.stored_value_key(crux, None) is None
