@@ -146,10 +146,12 @@ def reuse_value_and_grad(opt_state: Any, loss: Callable[[Any], Any], tp: dict[st
     saves one forward and backward pass per step. The per-constraint losses (the history's
     row) still need a forward pass; its total is the check: the stored value is used only
     when it is finite and equals this forward total to rounding (:data:`REUSE_ULPS`), so a
-    state from another loss
-    (an optimizer's first step, where optax stores ``inf``; points replaced between chunks;
-    a state loaded from elsewhere; a transformation chained after the line search that moves
-    the parameters off the accepted point) falls back to ``jax.value_and_grad``."""
+    state from another loss (an optimizer's first step, where optax stores ``inf``; points
+    replaced between chunks; a state loaded from elsewhere; a transformation chained after
+    the line search that moves the parameters off the accepted point) falls back to
+    ``jax.value_and_grad``. A change that moves the loss by less than that rounding would
+    go unnoticed; the static conditions of :func:`stored_value_key` exclude the changes that
+    happen inside a chunk."""
     (k,) = tp
     total_f, (vals, sl) = loss(tp)
     value, grad = _stored_leaves(opt_state)
