@@ -48,7 +48,7 @@ import time
 # cold compile figures on both sides: jno's persistent XLA cache would also serve the
 # hand-written loop's executables across runs (set JNO_COMPILATION_CACHE to override)
 os.environ.setdefault("JNO_COMPILATION_CACHE", "off")
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import equinox as eqx
@@ -176,13 +176,23 @@ def _opt_structure(crux: Any) -> Any:
     return jax.tree_util.tree_structure(crux.state.opt_states)
 
 
-def run_jno(problem: str, variant: str, budget: Budget) -> Result:
-    """The jno side of one (problem, variant)."""
+def run_jno(problem: str, variant: str, budget: Budget, impl: str = "jno") -> Result:
+    """The jno side of one (problem, variant). ``impl="jno-fresh"``: the same run with the
+    L-BFGS step computing the loss and gradient afresh every step (jno before the step
+    reused the line search's value, :func:`jno_core.optim.reuse_value_and_grad`), for a
+    before/after comparison in one process."""
     import jno
+    from jno_core import chunk as chunk_mod
     from jno_core.api import trainable_key
 
+    if impl == "jno-fresh":
+        restore, chunk_mod.stored_value_key = chunk_mod.stored_value_key, lambda *a, **k: None
+        try:
+            return run_jno(problem, variant, budget, "_fresh")
+        finally:
+            chunk_mod.stored_value_key = restore
     p = AP.build_jno(problem, budget.adam)
-    res = Result(problem, variant, "jno")
+    res = Result(problem, variant, "jno-fresh" if impl == "_fresh" else "jno")
     key = trainable_key(p.net)
     clock = _Clock(budget.eval_every, key)
     err = AP.relative_l2_fn(p.net.static, p.test_points, p.reference)
@@ -336,9 +346,9 @@ def table(results: Sequence[Result], thresholds: dict[str, tuple[float, ...]]) -
                  _f(r.final_error, ".3e"), r.note]
         lines.append("| " + " | ".join(cells) + " |")
         other = by.get((r.problem, r.variant, "hand"))
-        if r.impl == "jno" and other is not None:
+        if r.impl != "hand" and other is not None:
             ratio = lambda a, b: _f(a / b, ".2f") if np.isfinite(a) and np.isfinite(b) and b > 0 else "-"  # noqa: E731
-            cells = ["", "", "jno/hand", "", ratio(r.rate("adam"), other.rate("adam")),
+            cells = ["", "", f"{r.impl}/hand", "", ratio(r.rate("adam"), other.rate("adam")),
                      ratio(r.rate("lbfgs"), other.rate("lbfgs")), ratio(r.compile_s, other.compile_s),
                      *[ratio(r.time_to(e), other.time_to(e)) if e in eps else "" for e in eps_all],
                      ratio(r.final_error, other.final_error), ""]
@@ -347,14 +357,20 @@ def table(results: Sequence[Result], thresholds: dict[str, tuple[float, ...]]) -
 
 
 def run(problems: Sequence[str], variants: Sequence[str], quick: bool = False,
-        impls: Sequence[str] = ("hand", "jno")) -> list[Result]:
+        impls: Sequence[str] = ("hand", "jno"), adam: int | None = None, lbfgs: int | None = None) -> list[Result]:
     """Run every (problem, variant) on each side (hand-written first, then jno, back to back).
     With both ``adam`` and ``lbfgs`` asked for, ``adam`` is the Adam phase of the ``lbfgs``
-    run (:func:`adam_phase`; its ``compile_s`` is then that of both phases)."""
+    run (:func:`adam_phase`; its ``compile_s`` is then that of both phases). ``adam`` /
+    ``lbfgs``: override the budget's epochs of each phase (evaluations then every tenth of
+    the phase)."""
     budgets = QUICK if quick else FULL
     out = []
     for problem in problems:
         b = budgets[problem]
+        if adam is not None:
+            b = replace(b, adam=adam, eval_every=max(1, adam // 10))
+        if lbfgs is not None:
+            b = replace(b, lbfgs=lbfgs, lbfgs_eval_every=max(1, lbfgs // 10))
         derive = "adam" in variants and "lbfgs" in variants
         for variant in variants:
             if variant == "rad" and not b.rad_every:
@@ -362,7 +378,9 @@ def run(problems: Sequence[str], variants: Sequence[str], quick: bool = False,
             if variant == "adam" and derive:
                 continue  # the Adam phase of the lbfgs run (below)
             for impl in impls:
-                r = (run_hand if impl == "hand" else run_jno)(problem, variant, b)
+                if impl == "jno-fresh" and variant != "lbfgs":
+                    continue  # the same program as jno's without an L-BFGS phase
+                r = run_hand(problem, variant, b) if impl == "hand" else run_jno(problem, variant, b, impl)
                 print(f"  {problem} {variant} {impl}: final {r.final_error:.3e} after {r.epochs} epochs "
                       f"{r.note}", file=sys.stderr, flush=True)
                 if variant == "lbfgs" and derive:
@@ -382,8 +400,12 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problem", nargs="+", choices=[*AP.PROBLEMS, "all"], default=["all"])
     ap.add_argument("--variant", nargs="+", choices=[*VARIANTS, "all"], default=["all"])
-    ap.add_argument("--impl", nargs="+", choices=["hand", "jno"], default=["hand", "jno"])
+    ap.add_argument("--impl", nargs="+", choices=["hand", "jno", "jno-fresh"], default=["hand", "jno"],
+                    help="jno-fresh: jno with the L-BFGS step computing value and gradient afresh "
+                         "(no reuse of the line search's; jno's step before that change)")
     ap.add_argument("--quick", action="store_true", help="a tiny budget (a smoke run)")
+    ap.add_argument("--adam", type=int, help="override the Adam epochs (evaluated every tenth)")
+    ap.add_argument("--lbfgs", type=int, help="override the L-BFGS steps (evaluated every tenth)")
     ap.add_argument("--json", help="also write the results (records included) to this file")
     args = ap.parse_args(argv)
     problems = AP.PROBLEMS if "all" in args.problem else tuple(args.problem)
@@ -391,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; jax {jax.__version__} on "
           f"{jax.devices()[0].platform}", flush=True)
-    results = run(problems, variants, args.quick, args.impl)
+    results = run(problems, variants, args.quick, args.impl, args.adam, args.lbfgs)
     budgets = QUICK if args.quick else FULL
     print(table(results, {p: budgets[p].thresholds for p in problems}))
     if args.json:

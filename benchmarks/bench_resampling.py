@@ -11,6 +11,7 @@ points, MLP 2-32x3-1, Adam with warm-up/cosine schedule; ``examples/burgers_rad.
   (network initialisation and resampling seed).
 
     .venv/bin/python -m benchmarks.bench_resampling [--epochs 10000] [--every 1000] [--seeds 0]
+        [--skip cost speed] [--methods none rad] [--start 5000] [--rad-k 2 --rad-c 0] [--pool-factor 8]
 """
 
 from __future__ import annotations
@@ -73,13 +74,25 @@ def speed(epochs: int, every: int, repeats: int) -> dict:
     return best
 
 
-def accuracy(epochs: int, every: int, seeds: list[int]) -> dict:
+def _resampler(method: str, p: dict, every: int, seed: int, start: int, rad: dict | None) -> object:
+    """``make_resampler``'s resampler, or with ``rad`` (``{"k", "c", "pool_factor"}``) a RAD
+    with those settings."""
+    if method == "rad" and rad is not None:
+        return jno.resampling.rad(p["crux"].loss_terms[0], domain=p["domain"], every=every, seed=seed, start=start,
+                                  **rad)
+    return make_resampler(method, p, every, seed=seed, start=start)
+
+
+def accuracy(epochs: int, every: int, seeds: list[int], methods: tuple[str, ...] = ("none", "random", "rad", "r3"),
+             start: int = 0, rad: dict | None = None) -> dict:
+    """Relative L2 error after ``epochs`` epochs per method and seed (resampling every
+    ``every`` epochs from epoch ``start``; ``rad``: RAD's ``k``, ``c``, ``pool_factor``)."""
     out: dict = {}
     for seed in seeds:
-        for method in ("none", "random", "rad", "r3"):
+        for method in methods:
             jno.finish()
             p = build(seed=seed, epochs=epochs)
-            r = make_resampler(method, p, every, seed=seed)
+            r = _resampler(method, p, every, seed, start, rad)
             t0 = time.perf_counter()
             p["crux"].solve(epochs, callbacks=[r] if r is not None else [], progress=False)
             err = l2_error(p)
@@ -97,6 +110,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--skip", nargs="*", default=[], choices=["cost", "speed", "accuracy"])
+    ap.add_argument("--methods", nargs="+", default=["none", "random", "rad", "r3"],
+                    choices=["none", "random", "rad", "r3"], help="accuracy: the point strategies to train with")
+    ap.add_argument("--start", type=int, default=0, help="accuracy: the first epoch that may resample")
+    ap.add_argument("--rad-k", type=float, default=1.0, help="accuracy: RAD's exponent k")
+    ap.add_argument("--rad-c", type=float, default=1.0, help="accuracy: RAD's constant c")
+    ap.add_argument("--pool-factor", type=int, default=4, help="accuracy: RAD's candidate pool, times N")
     args = ap.parse_args()
     os.environ.setdefault("JNO_NO_PROGRESS", "1")
     res: dict = {}
@@ -109,7 +128,8 @@ def main() -> None:
         print(f"epochs/s none {s['none']:.1f}, RAD every {args.every} {s['rad']:.1f}, "
               f"ratio {s['rad'] / s['none']:.3f}", flush=True)
     if "accuracy" not in args.skip:
-        res["l2_rel"] = accuracy(args.epochs, args.every, args.seeds)
+        rad = {"k": args.rad_k, "c": args.rad_c, "pool_factor": args.pool_factor}
+        res["l2_rel"] = accuracy(args.epochs, args.every, args.seeds, tuple(args.methods), args.start, rad)
     print(json.dumps(res))
 
 

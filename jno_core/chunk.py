@@ -20,7 +20,7 @@ import optax
 
 from .batching import sample_points
 from .compile import Env, evaluate
-from .optim import apply_update, state_learning_rate
+from .optim import apply_update, reuse_value_and_grad, state_learning_rate, stored_value_key
 from .state import TrainState
 
 __all__ = ["ChunkSlots", "Chunk", "make_step", "make_chunk", "snapshot_slots", "make_take_slot", "compile_chunk",
@@ -102,6 +102,7 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
     txs = {k: crux.trainables[k].tx for k in trained}
     schemes = dict(crux.schemes)
     ls_keys = list(crux._ls_keys)  # their lr/<network> comes from the optimizer state
+    reuse = stored_value_key(crux, batchsize)  # see jno_core.optim.reuse_value_and_grad
 
     def step(state: Any, points: Any, inputs: Any, log_every: jax.Array) -> tuple[Any, jax.Array]:
         params, opt, wstates, epoch = state
@@ -120,7 +121,10 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
         def loss_trained(tp_: Any) -> Any:
             return loss_fn({**params, **tp_})
 
-        (total, (vals, sl)), grads = jax.value_and_grad(loss_trained, has_aux=True)(tp)
+        if reuse is None:
+            (total, (vals, sl)), grads = jax.value_and_grad(loss_trained, has_aux=True)(tp)
+        else:  # the line search's value and gradient at these params, when still valid
+            total, vals, sl, grads = reuse_value_and_grad(opt[reuse], loss_trained, tp)
         new_params = dict(params)
         new_opt = {}
         for k in trained:
@@ -130,7 +134,8 @@ def make_step(crux: Any, batchsize: int | None = None, seed: int = 0) -> Any:
                 txs[k], grads[k], opt[k], params[k], total,
                 lambda pk, k=k: loss_fn({**params, k: pk})[0])
         new_w = {k: s.update(wstates[k], jax.lax.stop_gradient(sl[k]), epoch) for k, s in schemes.items()}
-        # the global norms cost ~10% of a tiny PINN step: only at logged epochs
+        # the global norms are a noticeable share of a tiny PINN step (benchmarks/README.md):
+        # only at logged epochs
         norms = jax.lax.cond(
             epoch % log_every == 0,
             lambda: jnp.stack([optax.global_norm(grads), optax.global_norm(tp)]),

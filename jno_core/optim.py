@@ -13,6 +13,13 @@ evaluates the loss on the device inside the compiled chunk. Transformations that
 extra arguments compile to the same program as before (the unused ``value_fn`` is never traced
 into it).
 
+**Reusing the line search's value.** A line search stores the loss and gradient at the
+parameters it accepted (the next step's parameters); for one trained network without
+weighting schemes, host-fed weights or mini-batches the step takes them from the state
+(:func:`stored_value_key`, :func:`reuse_value_and_grad`) instead of evaluating afresh, when
+they agree with this step's forward pass (points replaced between chunks or a loaded state
+from other points fail that check).
+
 **Optimizer phases.** ``net.optimizer(new_tx)`` between solves takes effect at the next
 ``solve()`` (:func:`sync_optimizers`, called by ``solve`` before it compiles): the new
 optimizer's state is ``new_tx.init(current params)``, the compiled chunk is rebuilt once, and
@@ -44,7 +51,7 @@ from .errors import ConfigError
 from .lr import _walk, learning_rate_fn
 from .state import TrainState
 
-__all__ = ["is_extra_args", "apply_update", "state_learning_rate", "line_search_lr_keys",
+__all__ = ["is_extra_args", "apply_update", "stored_value_key", "reuse_value_and_grad", "state_learning_rate", "line_search_lr_keys",
            "split_line_search_lrs", "init_optimizers", "sync_optimizers", "describe_optimizer",
            "announce_phases"]
 
@@ -70,6 +77,96 @@ def apply_update(tx: Any, grad: Any, opt_state: Any, params: Any, value: jax.Arr
     else:
         upd, new_state = tx.update(grad, opt_state, params)
     return optax.apply_updates(params, upd), new_state
+
+
+def _stored_leaves(state: Any) -> tuple[Any, Any] | None:
+    """``(value, grad)`` kept in an optimizer state by a line search (``optax.lbfgs()``'s
+    zoom line search, ``scale_by_backtracking_linesearch(store_grad=True)``), or None when
+    the state holds no single such pair."""
+    try:
+        value = optax.tree_utils.tree_get(state, "value")
+        grad = optax.tree_utils.tree_get(state, "grad")
+    except (KeyError, ValueError):  # several line searches in one chain
+        return None
+    if value is None or grad is None or jnp.ndim(value) != 0:
+        return None
+    return value, grad
+
+
+def stored_value_key(crux: Any, batchsize: int | None) -> str | None:
+    """The trained key whose step takes the loss and gradient from its optimizer state
+    (:func:`reuse_value_and_grad`), or None (every step computes them afresh).
+
+    Only where the value a line search stored at the end of a step is the training loss the
+    next step needs at the same parameters, whatever happens inside a chunk: exactly one
+    trained network or parameter (with several, the line search of one holds the others at
+    their values before a step in which they moved), no on-device weighting scheme (its
+    weights change every step), no host-fed weights (they change between chunks), no
+    mini-batches (the points change every step), and an optimizer state with one scalar
+    ``value`` and a ``grad`` shaped like the parameters. What can change between chunks
+    (points replaced by a resampler, a loaded state) is checked in the step itself."""
+    keys = list(crux.trained_keys)
+    if len(keys) != 1 or batchsize is not None or crux.schemes or crux._current_inputs():
+        return None
+    k = keys[0]
+    params = crux._state[0][k]
+    shapes = jax.eval_shape(crux.trainables[k].tx.init, params)
+    found = _stored_leaves(shapes)
+    if found is None:
+        return None
+    same = jax.tree_util.tree_structure(found[1]) == jax.tree_util.tree_structure(params) and all(
+        jnp.shape(a) == jnp.shape(b) and jnp.result_type(a) == jnp.result_type(b)
+        for a, b in zip(jax.tree_util.tree_leaves(found[1]), jax.tree_util.tree_leaves(params)))
+    return k if same else None
+
+
+#: a stored line-search value belongs to this step's loss when it is within this many units in
+#: the last place of the forward total: the two are the same sum evaluated by two compiled
+#: programs (the line search's ``value_and_grad`` and the step's forward pass), which XLA
+#: fuses and reduces in different orders (1-2 ulps apart on the 2-D Poisson problem)
+REUSE_ULPS = 64
+
+
+def _belongs(stored: jax.Array, fresh: jax.Array) -> jax.Array:
+    """Whether a stored line-search value is this step's loss (``fresh``: its forward total):
+    finite and within :data:`REUSE_ULPS` ulps of it."""
+    tol = REUSE_ULPS * jnp.finfo(fresh.dtype).eps * jnp.maximum(jnp.abs(stored), jnp.abs(fresh))
+    return jnp.isfinite(stored) & (jnp.abs(stored - fresh) <= tol)
+
+
+def reuse_value_and_grad(opt_state: Any, loss: Callable[[Any], Any], tp: dict[str, Any]) -> tuple[Any, ...]:
+    """Traceable: ``(total, vals, scheme losses, grads)`` as ``jax.value_and_grad(loss,
+    has_aux=True)(tp)`` gives them, with the total and the gradient taken from the line
+    search's state when they belong to this loss (``tp``: ``{key: params}`` of the one
+    trained key, see :func:`stored_value_key`).
+
+    A line search (``optax.scale_by_zoom_linesearch``, Nocedal & Wright 2006, Alg. 3.5/3.6)
+    ends its step having evaluated the loss and its gradient at the parameters it accepted,
+    which are this step's parameters; ``optax.value_and_grad_from_state`` reuses them, which
+    saves one forward and backward pass per step. The per-constraint losses (the history's
+    row) still need a forward pass; its total is the check: the stored value is used only
+    when it is finite and equals this forward total to rounding (:data:`REUSE_ULPS`), so a
+    state from another loss (an optimizer's first step, where optax stores ``inf``; points
+    replaced between chunks; a state loaded from elsewhere; a transformation chained after
+    the line search that moves the parameters off the accepted point) falls back to
+    ``jax.value_and_grad``. A change that moves the loss by less than that rounding would
+    go unnoticed; the static conditions of :func:`stored_value_key` exclude the changes that
+    happen inside a chunk."""
+    (k,) = tp
+    total_f, (vals, sl) = loss(tp)
+    value, grad = _stored_leaves(opt_state)
+    value = jnp.asarray(value, total_f.dtype)
+    valid = _belongs(value, total_f)
+
+    def stored() -> tuple[Any, Any, Any]:
+        return value, vals, {k: grad}
+
+    def fresh() -> tuple[Any, Any, Any]:
+        (t, (v, _)), g = jax.value_and_grad(loss, has_aux=True)(tp)
+        return t, v, g
+
+    total, vals, grads = jax.lax.cond(valid, stored, fresh)
+    return total, vals, sl, grads
 
 
 def _has_lr_leaf(state: Any) -> bool:

@@ -74,3 +74,22 @@ def test_quick_run_jno_and_hand_follow_the_same_trajectory(capsys: pytest.Captur
     assert jno_.records[-1][2] < 0.5 * jno_.records[0][2]  # it trained
     out = capsys.readouterr().out
     assert "| poisson1d | adam | jno |" in out and "| poisson1d | adam | hand |" in out and "jno/hand" in out
+
+
+def test_budget_overrides_and_the_jno_fresh_column(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--adam/--lbfgs`` set the phases (evaluated every tenth); ``--impl jno-fresh`` runs
+    jno with the L-BFGS step computing value and gradient afresh (no line-search reuse): the
+    same optimisation up to rounding, and the reuse is switched back on afterwards."""
+    from jno_core import chunk as chunk_mod
+
+    before = chunk_mod.stored_value_key
+    results = BA.main(["--problem", "poisson1d", "--variant", "lbfgs", "--impl", "jno", "jno-fresh",
+                       "--adam", "20", "--lbfgs", "10"])
+    assert chunk_mod.stored_value_key is before
+    jno_, fresh = (next(r for r in results if r.impl == i and r.variant == "lbfgs") for i in ("jno", "jno-fresh"))
+    for r in (jno_, fresh):
+        assert [e for e, _, _ in r.records] == list(range(0, 21, 2)) + list(range(21, 31))
+        assert r.phases == {"adam": (20, r.phases["adam"][1]), "lbfgs": (10, r.phases["lbfgs"][1])}
+    np.testing.assert_allclose([e for *_, e in fresh.records], [e for *_, e in jno_.records], rtol=1e-3)
+    assert jno_.records[-1][2] < 0.5 * jno_.records[20 // 2][2]  # L-BFGS trained
+    assert "| poisson1d | lbfgs | jno-fresh |" in capsys.readouterr().out

@@ -34,12 +34,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: files whose timing quotes another engineer moves (the lead empties this list once
-#: jno_core/chunk.py and jno_core/optim.py are free to edit); paths relative to the repo root
-ALLOWED: set[str] = {
-    "jno_core/chunk.py",  # make_step: "the global norms cost ~10% of a tiny PINN step"
-    "jno_core/optim.py",  # no quote found at the time of writing; listed while it is being edited
-}
+#: files exempt from the scan (paths relative to the repo root): none
+ALLOWED: set[str] = set()
 
 _NUM = r"(?:~\s?)?\d+(?:[.,]\d+)?(?:\s?[-–]\s?\d+(?:\.\d+)?)?"
 _PATTERNS = [
