@@ -34,7 +34,7 @@ import numpy as np
 from . import compile_pool
 from .context import constraint_gradients
 
-__all__ = ["NEEDS", "Fire", "prepare_fire", "fire_output"]
+__all__ = ["NEEDS", "Fire", "batches", "prepare_fire", "fire_output"]
 
 #: the ``needs`` a tracker may declare (see the module docstring)
 NEEDS = ("gradient_matrix", "epoch")
@@ -106,6 +106,13 @@ def _over_slots(crux: Any, one: Callable[..., Any], out_info: Any) -> Callable[.
     return fire_slots
 
 
+def batches(ctx: Any, tracker: Any) -> bool:
+    """Whether ``tracker``'s fires in this solve run as one call per chunk over its snapshot
+    slots: the solve fires from snapshots and the tracker did not opt out
+    (:attr:`jno_core.tracker.Tracker.batch_fires`)."""
+    return bool(getattr(ctx, "_from_snapshots", False)) and bool(getattr(tracker, "batch_fires", True))
+
+
 def prepare_fire(ctx: Any, tracker: Any, fn: Callable[..., Any], key: Hashable | None = None) -> Fire:
     """Start compiling ``tracker``'s device function ``fn`` for this solve (see the module
     docstring) and return its :class:`Fire`. ``fn`` is traced here, on the calling thread (a
@@ -118,7 +125,7 @@ def prepare_fire(ctx: Any, tracker: Any, fn: Callable[..., Any], key: Hashable |
     crux = ctx.crux
     live = (ctx.params, ctx.points, ctx.inputs, ctx.weights, np.int32(ctx.epoch))
     out_info = jax.eval_shape(one, *live)
-    if ctx._from_snapshots:
+    if batches(ctx, tracker):
         snaps = crux._snap_template
         K = crux._n_slots
         pending = compile_pool.compile_async(

@@ -183,8 +183,8 @@ class SolveLoop:
                 e = crux.epoch = c.e + len(rows)
                 if wait_chunk_end:
                     ctx.wait_for_diagnostics()
-                P.call_hook(self.pm, "on_chunk_end", ctx=ctx, epochs=np.arange(c.e, e),
-                            losses=rows[:, : len(self.keys)])
+                P.call_hook(self.pm, "on_chunk_end", where=f" at epoch {e} (end of epochs {c.e}..{e - 1})",
+                            ctx=ctx, epochs=np.arange(c.e, e), losses=rows[:, : len(self.keys)])
                 self.buffer.emit_before(e)
                 show.update(e - self.start, float(rows[-1, 0]), ep_s)
                 if ctx.stop_reason:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from .fires import fire_output, prepare_fire
+from .fires import batches, fire_output, prepare_fire
 from .hookspecs import hookimpl
 from .validation import check_tracker_value
 
@@ -49,6 +49,12 @@ class Tracker:
     #: ``on_epoch`` may run after the device chunk containing the epoch, with a context frozen
     #: at that epoch (``SolveContext.deferred_snapshot``), so a fire does not end the chunk
     deferred_fire: bool = True
+    #: in a solve that fires from chunk snapshots, run all of a chunk's fires as one device
+    #: call mapped over its snapshot slots (one dispatch per chunk). False: one call per fire,
+    #: on the snapshot of that epoch; better for an expensive function that fires rarely
+    #: (a Hessian, a loss landscape), whose mapped program is slower per fire and slower to
+    #: compile (see benchmarks/README.md)
+    batch_fires: bool = True
     #: what :meth:`fire_fn`'s function takes beyond ``(params, points, inputs, weights)``, as
     #: keyword arguments: ``"gradient_matrix"`` (``G`` ``(N, P)`` for :attr:`mask`) and/or
     #: ``"epoch"`` (int32 scalar)
@@ -168,7 +174,7 @@ class Tracker:
         solve fires (from chunk snapshots or not). Subclasses whose preparation depends on
         more than the token add their condition."""
         fire = self.prepared_fire
-        if fire is not None and (fire.batched != bool(getattr(ctx, "_from_snapshots", False)) or not fire.ready()):
+        if fire is not None and (fire.batched != batches(ctx, self) or not fire.ready()):
             return False
         pending = getattr(self, "pending", None)
         if pending is not None and hasattr(pending, "result"):

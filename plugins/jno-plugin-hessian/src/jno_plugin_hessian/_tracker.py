@@ -84,6 +84,7 @@ class HessianSpectrum(Tracker):
 
     name = "hessian_spectrum"
     result_keys = ("eigvals", "sharpness")
+    batch_fires = False  # an expensive fire, rarely: one call per fire, not per chunk
 
     def __init__(self, k: int = 10, n_iter: int = 30, interval: int = 500, mask: Any = None,
                  constraints: Sequence[Any] | None = None) -> None:

@@ -97,6 +97,7 @@ class LossLandscape(Tracker):
 
     name = "loss_landscape"
     result_keys = ("landscapes",)
+    batch_fires = False  # an expensive fire, rarely: one call per fire, not per chunk
 
     def __init__(self, interval: int = 500, mask: Any = None, n_grid: int = 15, alpha_range: float = 1.0,
                  redraw: bool = False, *, seed: int = 0, ignore_bias: bool = False,

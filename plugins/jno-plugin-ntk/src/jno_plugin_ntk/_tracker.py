@@ -139,6 +139,7 @@ class NtkSpectrum(Tracker):
 
     name = "ntk_spectrum"
     result_keys = ("eigvals_topk", "lambda_min", "lambda_max", "condition_number", "all_eigvals", "trace")
+    batch_fires = False  # an expensive fire, rarely: one call per fire, not per chunk
 
     def __init__(self, grad_expr: Any, n_points: int = 256, top_k: int = 10, interval: int = 500) -> None:
         super().__init__(interval)
