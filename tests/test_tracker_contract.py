@@ -54,6 +54,30 @@ def test_needs_give_the_gradient_matrix_and_epoch_of_each_fire():
     assert not np.allclose(r["flat"][0], r["flat"][-1])
 
 
+class _OneCallPerFire(GradAndParams):
+    name = "grad_and_params_unbatched"
+    batch_fires = False
+
+
+def test_batch_fires_false_gives_the_same_values_one_call_per_fire():
+    """A tracker that opts out of the per-chunk slot batch (Hessian, landscape, NTK do) fires
+    on each epoch's snapshot: same epochs and values as the batched fire, its own one-fire
+    executable, no mapped one."""
+    out = {}
+    for cls in (GradAndParams, _OneCallPerFire):
+        p = small_problem(hidden=8, layers=2)
+        t = cls(interval=7)
+        p.crux.solve(40, callbacks=[t])
+        out[cls] = t.result
+        names = [str(k[1]) for k in p.crux._cache.compiled if "grad_and_params" in str(k[1])]
+        assert len(names) == 1 and names[0].startswith("fire_batch:" if t.batch_fires else "fire:"), names
+        assert t.prepared_fire.batched is t.batch_fires
+    a, b = out[GradAndParams], out[_OneCallPerFire]
+    np.testing.assert_array_equal(a["epochs"], b["epochs"])
+    for k in ("G", "flat", "epoch"):
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7)
+
+
 class _Shared(Tracker):
     result_keys = ("total",)
 
